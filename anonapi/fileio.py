@@ -1,0 +1,108 @@
+"""Safe writes of the user's files: atomic replacement and a lock between processes."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+from anonapi.exceptions import FileLockedError
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def atomic_write_text(
+    path: PathLike, text: str, encoding: str = "utf-8", mode: Optional[int] = None, newline: Optional[str] = None
+) -> None:
+    """Write ``text`` to ``path`` so that a crash leaves the old file or the new one, never half.
+
+    The text goes to a temporary file in the same folder, which is flushed to
+    disk and then renamed over ``path``. ``mode`` sets the permission bits of
+    the new file (for example 0o600 for files that contain secrets) before any
+    content is written.
+
+    :raises FileLockedError: if another program holds ``path`` open (Windows)
+    """
+    target = Path(path)
+    descriptor, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        if mode is not None:
+            os.chmod(temporary_name, mode)
+        elif target.exists():
+            os.chmod(temporary_name, target.stat().st_mode & 0o777)
+        else:
+            os.chmod(temporary_name, 0o666 & ~_current_umask())
+        with os.fdopen(descriptor, "w", encoding=encoding, newline=newline) as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _replace(temporary_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary_name)
+        raise
+
+
+def _replace(source: str, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except PermissionError as error:
+        # On Windows a file that Excel has open cannot be replaced.
+        raise FileLockedError(
+            f"Cannot write '{target}': another program has it open. Close it in the other program and try again."
+        ) from error
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def file_lock(path: PathLike, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` while the block runs.
+
+    Other anonapi processes that lock the same path wait, so that two
+    read-modify-write cycles on one file cannot lose each other's changes.
+    The lock is an O_EXCL lock file, which works on Windows and on network
+    shares. A lock file older than ``timeout`` seconds is taken to be left
+    over from a crashed process and removed.
+
+    :raises FileLockedError: if the lock is not free within ``timeout`` seconds
+    """
+    lock_path = Path(f"{path}.lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.write(descriptor, str(os.getpid()).encode())
+            os.close(descriptor)
+            break
+        except FileExistsError:
+            _remove_stale_lock(lock_path, timeout)
+            if time.monotonic() > deadline:
+                raise FileLockedError(
+                    f"Cannot lock '{path}': another anon process has held '{lock_path}' for "
+                    f"{timeout:.0f} s. If none is running, delete '{lock_path}' and try again."
+                ) from None
+            time.sleep(0.01)
+        except OSError as error:
+            if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise FileLockedError(f"Cannot lock '{path}': {error.strerror}. Check the folder's permissions.") from error
+            raise
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock_path)
+
+
+def _remove_stale_lock(lock_path: Path, max_age: float) -> None:
+    with contextlib.suppress(OSError):
+        if time.time() - lock_path.stat().st_mtime > max_age:
+            lock_path.unlink()

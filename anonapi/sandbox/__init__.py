@@ -1,0 +1,1 @@
+"""A local IDIS-compatible anonymization server for trying anonapi and for tests."""
