@@ -18,9 +18,12 @@ script can catch that one class. The tree::
     ├── BatchError                      batch file problems
     │   └── NoBatchDefinedError         no batch file in this folder
     ├── MappingError                    mapping file problems
+    │   └── InvalidMappingError         rows that cannot become jobs (.problems)
     ├── FileSelectionError              file selection file problems
     ├── InputFileError                  CSV or XLSX input file problems
-    └── FileLockedError                 another program holds a file open
+    ├── JobCreationError                creating jobs stopped before every row had a job
+    ├── FileLockedError                 another program holds a file open
+    └── SandboxError                    the local sandbox server cannot start or is not running
 
 Lower-level errors (requests, YAML, CSV, openpyxl, pydicom) are translated
 to these where they occur and chained with ``from``.
@@ -28,7 +31,7 @@ to these where they occur and chained with ``from``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 
 class AnonAPIError(Exception):
@@ -124,6 +127,18 @@ class MappingError(AnonAPIError):
     """The mapping file cannot be read, written or used."""
 
 
+class InvalidMappingError(MappingError):
+    """Rows of the mapping cannot become jobs.
+
+    ``problems`` lists every problem found, each naming its line, so that
+    the user can fix all of them at once.
+    """
+
+    def __init__(self, message: str, problems: Optional[Sequence[Any]] = None):
+        super().__init__(message)
+        self.problems = list(problems or [])
+
+
 class FileSelectionError(AnonAPIError):
     """The file selection file cannot be read, written or used."""
 
@@ -132,5 +147,13 @@ class InputFileError(AnonAPIError):
     """The CSV or XLSX input file cannot be read or has invalid rows."""
 
 
+class JobCreationError(AnonAPIError):
+    """Creating jobs from a mapping stopped before every row had a job."""
+
+
 class FileLockedError(AnonAPIError):
     """Another program, typically Excel on Windows, holds the file open."""
+
+
+class SandboxError(AnonAPIError):
+    """The local sandbox server cannot start, or is used while it is not running."""

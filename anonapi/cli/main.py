@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Tuple
 import click
 
 from anonapi import __version__
+from anonapi.cli.context import AnonCommandContext, format_error
 from anonapi.exceptions import AnonAPIError
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
@@ -58,9 +59,9 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except AnonAPIError as error:
-            if (ctx.obj or {}).get("verbosity", 0) >= 2:
+            if getattr(ctx.obj, "verbosity", 0) >= 2:
                 logging.getLogger("anonapi").exception("Traceback of the error below")
-            raise CommandError(str(error)) from error
+            raise CommandError(format_error(error)) from error
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
@@ -87,7 +88,11 @@ def cli(ctx: click.Context, verbose: int) -> None:
     Add -h to any command for its help.
     """
     configure_logging(verbose)
-    ctx.obj = {"verbosity": verbose}
+    if isinstance(ctx.obj, AnonCommandContext):
+        # Tests pass their own context, for example with another working folder.
+        ctx.obj.verbosity = verbose
+    else:
+        ctx.obj = AnonCommandContext(verbosity=verbose)
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -1,0 +1,175 @@
+"""``anon job``: show, reset and cancel jobs on the active server by id."""
+
+from __future__ import annotations
+
+from typing import Callable, List, Sequence
+
+import click
+
+from anonapi.cli.context import AnonCommandContext, format_error, pass_anon_context
+from anonapi.cli.options import echo_json, output_option, yes_option
+from anonapi.exceptions import UserInputError
+from anonapi.jobids import parse_job_ids
+from anonapi.objects import RemoteAnonServer
+
+
+# The confirmation prompt lists at most this many ids, so that it fits on a screen.
+MAX_IDS_IN_PROMPT = 20
+
+
+@click.group()
+def job() -> None:
+    """Show, reset and cancel single jobs."""
+
+
+def job_ids_argument(function: Callable) -> Callable:
+    return click.argument("job_ids", nargs=-1, required=True, metavar="IDS...")(function)
+
+
+def report_missing(job_ids: Sequence[str], found_ids: Sequence[str], server: RemoteAnonServer) -> bool:
+    """Print an error for each id the server did not return, and return whether any was missing."""
+    missing = [job_id for job_id in job_ids if job_id not in set(found_ids)]
+    for job_id in missing:
+        click.echo(f"Error: job {job_id} not found on {server.name}. Check the id and the active server.", err=True)
+    return bool(missing)
+
+
+@job.command()
+@job_ids_argument
+@output_option("table", "json")
+@click.pass_context
+@pass_anon_context
+def info(context: AnonCommandContext, click_context: click.Context, job_ids: List[str], output: str) -> None:
+    """Show every field of the jobs IDS.
+
+    IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
+    Exits with status 1 if any job is not found.
+    """
+    from anonapi.responses import format_job_info
+
+    ids = parse_job_ids(job_ids)
+    active = context.get_active_server()
+    infos = context.get_client_tool().get_job_info_list(active, ids, get_extended_info=True)
+
+    if output == "json":
+        echo_json(infos.to_dicts())
+    else:
+        click.echo("\n\n".join(format_job_info(item, active.name) for item in infos))
+    if report_missing(ids, [str(item.job_id) for item in infos], active):
+        click_context.exit(1)
+
+
+@job.command(name="list")
+@job_ids_argument
+@output_option("table", "json")
+@click.pass_context
+@pass_anon_context
+def list_jobs(context: AnonCommandContext, click_context: click.Context, job_ids: List[str], output: str) -> None:
+    """List the jobs IDS as a table, one row per job.
+
+    IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
+    Exits with status 1 if any job is not found.
+    """
+    ids = parse_job_ids(job_ids)
+    active = context.get_active_server()
+    infos = context.get_client_tool().get_job_info_list(active, ids)
+
+    if output == "json":
+        echo_json(infos.to_dicts())
+    else:
+        click.echo(f"Info for {len(infos)} jobs on {active}:")
+        click.echo(infos.as_table_string())
+    if report_missing(ids, [str(item.job_id) for item in infos], active):
+        click_context.exit(1)
+
+
+def change_jobs(
+    context: AnonCommandContext,
+    job_ids: Sequence[str],
+    action: str,
+    done_message: str,
+    operation: Callable[[RemoteAnonServer, str], object],
+    yes: bool,
+) -> None:
+    """Confirm, then run ``operation`` for every job. A failure on one job does not stop the others.
+
+    :param action: the change the prompt names, such as "reset"
+    :param done_message: printed per changed job, such as "Reset job"
+    """
+    from anonapi.bulk import run_bulk
+
+    ids = parse_job_ids(job_ids)
+    active = context.get_active_server()
+    if not yes:
+        shown_ids = ", ".join(ids[:MAX_IDS_IN_PROMPT])
+        if len(ids) > MAX_IDS_IN_PROMPT:
+            shown_ids += f" and {len(ids) - MAX_IDS_IN_PROMPT} more"
+        click.confirm(f"This will {action} {len(ids)} jobs on {active.name}: {shown_ids}. Continue?", abort=True)
+
+    result = run_bulk(
+        lambda job_id: operation(active, job_id), ids, max_workers=context.settings.max_concurrent_requests
+    )
+    for job_id in ids:
+        if job_id in result.succeeded:
+            click.echo(f"{done_message} {job_id}.")
+        else:
+            click.echo(f"Error: job {job_id}: {format_error(result.failed[job_id])}", err=True)
+    if len(ids) > 1:
+        click.echo(result.summary())
+    if not result.all_succeeded:
+        click.get_current_context().exit(1)
+
+
+@job.command()
+@job_ids_argument
+@yes_option
+@pass_anon_context
+def reset(context: AnonCommandContext, job_ids: List[str], yes: bool) -> None:
+    """Reset the jobs IDS so the server processes them again.
+
+    Each job becomes ACTIVE with its file counts and error cleared.
+    IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
+    Exits with status 1 if any job failed.
+    """
+    tool = context.get_client_tool()
+    change_jobs(context, job_ids, "reset", "Reset job", tool.reset_job, yes)
+
+
+@job.command()
+@job_ids_argument
+@yes_option
+@pass_anon_context
+def cancel(context: AnonCommandContext, job_ids: List[str], yes: bool) -> None:
+    """Cancel the jobs IDS: their status becomes INACTIVE.
+
+    IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
+    Exits with status 1 if any job failed.
+    """
+    tool = context.get_client_tool()
+    change_jobs(context, job_ids, "cancel", "Cancelled job", tool.cancel_job, yes)
+
+
+@job.command(name="set-opt-out-ignore")
+@job_ids_argument
+@click.argument("reason")
+@yes_option
+@pass_anon_context
+def set_opt_out_ignore(context: AnonCommandContext, job_ids: List[str], reason: str, yes: bool) -> None:
+    """Let the jobs IDS go ahead although the patient opted out.
+
+    REASON is stored with each job. Give the consent that allows it,
+    for example "Consent form 2023-114 signed".
+    IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
+    Exits with status 1 if any job failed.
+    """
+    if not reason.strip():
+        raise UserInputError("The reason is empty. Give the consent that allows ignoring the opt-out.")
+    tool = context.get_client_tool()
+    change_jobs(
+        context,
+        job_ids,
+        f"ignore the opt-out (reason: {reason}) for",
+        "Set opt-out ignore for job",
+        lambda server, job_id: tool.set_opt_out_ignore(server, job_id, reason),
+        yes,
+    )

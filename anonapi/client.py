@@ -1,0 +1,613 @@
+"""Talk to IDIS anonymization servers over their web API.
+
+``WebAPIClient`` sends single API calls to one server and translates every
+failure into an exception from ``anonapi.exceptions``. ``AnonClientTool``
+works at the level of servers and jobs and returns ``JobInfo`` objects.
+
+requests is imported only when the first call is made, so that importing
+this module stays cheap for commands that never talk to a server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from urllib.parse import urlsplit, urlunsplit
+
+from anonapi.exceptions import (
+    APIError,
+    AnonAPIError,
+    ConfigurationError,
+    CredentialsRejectedError,
+    NotAnAPIError,
+    ServerNotReachableError,
+    UnexpectedResponseError,
+    UnknownFunctionError,
+    WrongMethodError,
+)
+from anonapi.objects import RemoteAnonServer
+from anonapi.responses import JobInfo, JobsInfoList, JobStatus, parse_job_info_map
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = (5.0, 60.0)
+DEFAULT_MAX_RETRIES = 3
+
+# Status codes after which a GET is sent again: the server or a proxy in front
+# of it is briefly overloaded or restarting.
+RETRY_STATUS_CODES = (502, 503, 504)
+
+# A longer Retry-After than this is not waited for.
+MAX_RETRY_AFTER_SECONDS = 30.0
+
+# get_jobs_list takes this many ids per request, to keep request bodies small.
+JOB_IDS_PER_REQUEST = 100
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any user name and password replaced by ``***``, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+class WebAPIClient:
+    """Sends API calls to one IDIS server and returns the JSON it sends back.
+
+    Every request carries ``Authorization: Token <token>`` and the form field
+    ``user_name``. Arguments are form-encoded in the body for GET and POST,
+    and list values are sent as repeated fields.
+
+    :param hostname: base URL of the API, for example ``https://host/p01``
+    :param timeout: (connect, read) timeouts in seconds
+    :param max_retries: how often a GET is sent again after a connection
+        error or a 502, 503 or 504 response. POST requests are never sent
+        again, because the first one may have created a job already.
+    """
+
+    # Seconds to wait before the first retry. Each later retry waits twice as long.
+    backoff_factor = 0.5
+
+    def __init__(
+        self,
+        hostname: str,
+        username: str,
+        token: str,
+        validate_https: bool = True,
+        timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+    ):
+        self.hostname = hostname
+        self.username = username
+        self.token = token
+        self.validate_https = validate_https
+        self.timeout = tuple(timeout)
+        self.max_retries = max_retries
+        self._session = None
+        self._session_lock = threading.Lock()
+
+    def __str__(self) -> str:
+        return f"WebAPIClient for {self.username}@{mask_url(self.hostname)}"
+
+    def __repr__(self) -> str:
+        return f"WebAPIClient(hostname={mask_url(self.hostname)!r}, username={self.username!r})"
+
+    def get(self, function_name: str, **kwargs: Any) -> Dict[str, Any]:
+        """Call an API function with GET and return the JSON response.
+
+        :raises ServerError: a subclass for each kind of failure
+        """
+        return self._call("GET", function_name, kwargs)
+
+    def post(self, function_name: str, **kwargs: Any) -> Dict[str, Any]:
+        """Call an API function with POST and return the JSON response. Never retried.
+
+        :raises ServerError: a subclass for each kind of failure
+        """
+        return self._call("POST", function_name, kwargs)
+
+    def get_documentation(self) -> str:
+        """Return the API's own description, which also shows that the server is up and an IDIS API.
+
+        :raises NotAnAPIError: if the base URL does not respond like an IDIS API
+        """
+        try:
+            response = self.get("")
+        except UnknownFunctionError as error:
+            documentation = error.documentation
+        else:
+            if "documentation" not in response:
+                raise NotAnAPIError(
+                    f"{mask_url(self.hostname)} is not an IDIS web API: its base URL sent no documentation. "
+                    "Check the server URL.",
+                    url=self.hostname,
+                )
+            documentation = response["documentation"]
+        return documentation if isinstance(documentation, str) else json.dumps(documentation, indent=2)
+
+    def url_for(self, function_name: str) -> str:
+        """Return the URL of an API function: the base URL, a slash, and the name."""
+        return f"{self.hostname.rstrip('/')}/{function_name}"
+
+    def close(self) -> None:
+        """Close the connections this client keeps open."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def _get_session(self):
+        with self._session_lock:
+            if self._session is None:
+                import requests
+                from requests.adapters import HTTPAdapter
+
+                session = requests.Session()
+                # Room for the threads of bulk operations that share this client.
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                session.headers["Authorization"] = f"Token {self.token}"
+                session.verify = self.validate_https
+                self._session = session
+            return self._session
+
+    def _call(self, method: str, function_name: str, arguments: Dict[str, Any]) -> Dict[str, Any]:
+        url = self.url_for(function_name)
+        data = dict(arguments)
+        data.setdefault("user_name", self.username)
+        attempts = 1 + (self.max_retries if method == "GET" else 0)
+
+        for attempt in range(1, attempts + 1):
+            is_last_attempt = attempt == attempts
+            started = time.monotonic()
+            try:
+                response = self._send(method, url, data)
+            except _RetryableConnectionError as error:
+                if is_last_attempt:
+                    raise error.cause from error.cause.__cause__
+                self._wait_before_retry(attempt, method, url, str(error.cause))
+                continue
+
+            logger.debug(
+                "%s %s -> %s in %.2f s", method, mask_url(url), response.status_code, time.monotonic() - started
+            )
+            if response.status_code in RETRY_STATUS_CODES and not is_last_attempt:
+                self._wait_before_retry(
+                    attempt, method, url, f"status {response.status_code}", response.headers.get("Retry-After")
+                )
+                continue
+            return self._parse_response(response, function_name, url)
+
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _send(self, method: str, url: str, data: Dict[str, Any]):
+        import requests
+
+        session = self._get_session()
+        try:
+            return session.request(method, url, data=data, timeout=self.timeout)
+        except requests.exceptions.SSLError as error:
+            raise ServerNotReachableError(
+                f"TLS connection to {mask_url(url)} failed: {_innermost_message(error)}. If the server uses a "
+                "certificate your system does not trust, install that certificate or switch verification off.",
+                url=url,
+            ) from error
+        except requests.exceptions.ConnectTimeout as error:
+            unreachable = ServerNotReachableError(
+                f"Could not reach {mask_url(url)}: connecting timed out after {self.timeout[0]:g} s. "
+                "Check the URL and that the server is up.",
+                url=url,
+            )
+            raise _RetryableConnectionError(_chained(unreachable, error)) from error
+        except requests.exceptions.ReadTimeout as error:
+            # Not retried: the server may still be working on the request.
+            raise ServerNotReachableError(
+                f"No response from {mask_url(url)}: reading timed out after {self.timeout[1]:g} s. "
+                "The server is up but slow. Try again later or raise the read timeout.",
+                url=url,
+            ) from error
+        except requests.exceptions.ConnectionError as error:
+            unreachable = ServerNotReachableError(
+                f"Could not reach {mask_url(url)}: {describe_connection_error(error)}.", url=url
+            )
+            raise _RetryableConnectionError(_chained(unreachable, error)) from error
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as error:
+            raise ConfigurationError(
+                f"Invalid server URL '{mask_url(self.hostname)}': {error}. Use a URL such as https://host/path."
+            ) from error
+        except requests.exceptions.RequestException as error:
+            # For example a response cut off halfway (ChunkedEncodingError).
+            raise ServerNotReachableError(
+                f"Request to {mask_url(url)} failed: {_innermost_message(error)}. Try again, and "
+                "if this persists, inform the server's administrator.",
+                url=url,
+            ) from error
+
+    def _wait_before_retry(
+        self, attempt: int, method: str, url: str, reason: str, retry_after: Optional[str] = None
+    ) -> None:
+        delay = self.backoff_factor * (2 ** (attempt - 1))
+        if retry_after is not None:
+            try:
+                delay = min(max(delay, float(retry_after)), MAX_RETRY_AFTER_SECONDS)
+            except ValueError:
+                pass
+        logger.info(
+            "%s %s failed (%s), retry %d of %d in %.1f s",
+            method, mask_url(url), reason, attempt, self.max_retries, delay,
+        )
+        time.sleep(delay)
+
+    def _parse_response(self, response, function_name: str, url: str) -> Dict[str, Any]:
+        status = response.status_code
+        shown_url = mask_url(url)
+        if status == 200:
+            return self._parse_json(response, url)
+        if status == 400:
+            errors = self._parse_json(response, url).get("errors") or {}
+            if not isinstance(errors, dict):
+                errors = {"error": errors}
+            details = "; ".join(f"{key}: {value}" for key, value in errors.items()) or "no reason given"
+            raise APIError(
+                f"The server rejected {function_name or 'the request'} at {shown_url}: {details}",
+                url=url,
+                errors=errors,
+            )
+        if status == 401:
+            raise CredentialsRejectedError(
+                f"The server at {mask_url(self.hostname)} rejected the credentials of user '{self.username}' "
+                "(status 401). Check the user name and the token.",
+                url=url,
+            )
+        if status == 404:
+            raise self._error_for_404(response, function_name, url)
+        if status == 405:
+            raise WrongMethodError(
+                f"The server does not accept {response.request.method} for {shown_url} (status 405). "
+                "The function needs the other HTTP method.",
+                url=url,
+            )
+        raise UnexpectedResponseError(
+            f"Unexpected response from {shown_url}: status {status} '{response.reason}'. "
+            "If this persists, inform the server's administrator.",
+            url=url,
+            status_code=status,
+            reason=response.reason,
+        )
+
+    def _error_for_404(self, response, function_name: str, url: str) -> AnonAPIError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict) and "documentation" in body:
+            return UnknownFunctionError(
+                f"The server at {mask_url(self.hostname)} has no API function '{function_name}'.",
+                url=url,
+                documentation=body["documentation"],
+            )
+        return NotAnAPIError(
+            f"{mask_url(url)} was not found (status 404), so {mask_url(self.hostname)} is not an IDIS web API. "
+            "Check the server URL.",
+            url=url,
+        )
+
+    def _parse_json(self, response, url: str) -> Dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError as error:
+            content_type = response.headers.get("Content-Type", "unknown")
+            raise NotAnAPIError(
+                f"{mask_url(url)} sent a response that is not JSON (status {response.status_code}, "
+                f"content type {content_type}), so it is not an IDIS web API. Check the server URL.",
+                url=url,
+            ) from error
+        if not isinstance(body, dict):
+            raise NotAnAPIError(
+                f"{mask_url(url)} sent JSON that is not an object (status {response.status_code}), "
+                "so it is not an IDIS web API. Check the server URL.",
+                url=url,
+            )
+        return body
+
+
+class _RetryableConnectionError(Exception):
+    """Internal carrier: a connection failure that a GET may retry. ``cause`` is the error to raise."""
+
+    def __init__(self, cause: ServerNotReachableError):
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _chained(error: AnonAPIError, cause: BaseException) -> AnonAPIError:
+    """Return ``error`` with ``cause`` as its ``__cause__``, as ``raise error from cause`` would set it."""
+    error.__cause__ = cause
+    return error
+
+
+def describe_connection_error(error: BaseException) -> str:
+    """Return why a connection failed, in the words users search for: refused, name not known, ..."""
+    text = _full_message(error)
+    lowered = text.lower()
+    if any(marker in lowered for marker in (
+        "name or service not known", "nodename nor servname", "getaddrinfo failed",
+        "temporary failure in name resolution", "nameresolutionerror", "failed to resolve", "no address associated",
+    )):
+        return "host name not known. Check the server URL for typing errors"
+    if any(marker in lowered for marker in ("connection refused", "errno 111", "winerror 10061", "econnrefused")):
+        return "connection refused. The host is up but nothing accepts connections on that port. Check the URL or inform the server's administrator"
+    if any(marker in lowered for marker in ("timed out", "timeout")):
+        return "connecting timed out. Check the URL and that the server is up"
+    if any(marker in lowered for marker in (
+        "remotedisconnected", "connection aborted", "connection reset", "connection closed", "broken pipe",
+    )):
+        return "the server closed the connection without a response. Try again, and if this persists, inform the server's administrator"
+    return f"{_innermost_message(error)}. Check the URL and that the server is up"
+
+
+def _full_message(error: BaseException) -> str:
+    parts = []
+    seen = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(f"{type(current).__name__}: {current}")
+        for argument in getattr(current, "args", ()):
+            if isinstance(argument, BaseException):
+                parts.append(f"{type(argument).__name__}: {argument}")
+        current = current.__cause__ or current.__context__ or getattr(current, "reason", None)
+        if not isinstance(current, BaseException):
+            current = None
+    return " | ".join(parts)
+
+
+def _innermost_message(error: BaseException) -> str:
+    current: BaseException = error
+    while True:
+        following = current.__cause__ or current.__context__
+        if following is None:
+            return str(current)
+        current = following
+
+
+class ServerStatus:
+    """Whether a server is up and an IDIS API, with ``message`` giving the reason if not."""
+
+    def __init__(self, server: RemoteAnonServer, is_online: bool, message: str):
+        self.server = server
+        self.is_online = is_online
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.server}: {'OK' if self.is_online else 'not OK'}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"ServerStatus(server={self.server!r}, is_online={self.is_online!r}, message={self.message!r})"
+
+
+class AnonClientTool:
+    """Works with jobs on any number of servers, with one user name and token.
+
+    Returns JobInfo objects and raises exceptions from ``anonapi.exceptions``.
+    It never prints.
+
+    :param max_concurrent_requests: requests in flight at once when a call
+        needs several, such as job info for thousands of ids
+    """
+
+    def __init__(
+        self,
+        username: str,
+        token: str,
+        validate_https: bool = True,
+        timeout: Tuple[float, float] = DEFAULT_TIMEOUT,
+        max_concurrent_requests: int = 8,
+    ):
+        self.username = username
+        self.token = token
+        self.validate_https = validate_https
+        self.timeout = tuple(timeout)
+        self.max_concurrent_requests = max_concurrent_requests
+        self._clients: Dict[str, WebAPIClient] = {}
+        self._clients_lock = threading.Lock()
+
+    def __str__(self) -> str:
+        return f"AnonClientTool for user {self.username}"
+
+    def get_client(self, url: str) -> WebAPIClient:
+        """Return the client for ``url``, the same one on every call, so connections are reused."""
+        with self._clients_lock:
+            client = self._clients.get(url)
+            if client is None:
+                client = WebAPIClient(
+                    hostname=url,
+                    username=self.username,
+                    token=self.token,
+                    validate_https=self.validate_https,
+                    timeout=self.timeout,
+                )
+                self._clients[url] = client
+            return client
+
+    def get_server_status(self, server: RemoteAnonServer) -> ServerStatus:
+        """Check whether the server is up and an IDIS API. Failures are reported in the status, not raised."""
+        try:
+            self.get_client(server.url).get_documentation()
+        except AnonAPIError as error:
+            return ServerStatus(server, is_online=False, message=str(error))
+        return ServerStatus(server, is_online=True, message="the server is up and is an IDIS web API")
+
+    def get_job_info(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
+        """Return the extended info of one job.
+
+        :raises APIError: if the job does not exist
+        """
+        response = self.get_client(server.url).get("get_job", job_id=job_id)
+        return _job_info_from_response(response, job_id)
+
+    def get_job_info_list(
+        self, server: RemoteAnonServer, job_ids: Iterable[Any], get_extended_info: bool = False
+    ) -> JobsInfoList:
+        """Return short or extended info for the given jobs, in the order of ``job_ids``.
+
+        Ids that do not exist on the server are left out. Large lists are sent
+        in several requests, some of them at the same time.
+        """
+        ids = [str(job_id) for job_id in job_ids]
+        if not ids:
+            return JobsInfoList([])
+        function_name = "get_jobs_list_extended" if get_extended_info else "get_jobs_list"
+        client = self.get_client(server.url)
+        chunks = [ids[start:start + JOB_IDS_PER_REQUEST] for start in range(0, len(ids), JOB_IDS_PER_REQUEST)]
+
+        def fetch(chunk: List[str]) -> JobsInfoList:
+            return parse_job_info_map(client.get(function_name, job_ids=chunk))
+
+        if len(chunks) == 1:
+            results = [fetch(chunks[0])]
+        else:
+            with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrent_requests, len(chunks)))) as executor:
+                results = list(executor.map(fetch, chunks))
+
+        by_id = {str(info.job_id): info for result in results for info in result}
+        return JobsInfoList([by_id[job_id] for job_id in ids if job_id in by_id])
+
+    def get_jobs(self, server: RemoteAnonServer) -> JobsInfoList:
+        """Return the server's latest jobs, newest first."""
+        jobs = parse_job_info_map(self.get_client(server.url).get("get_jobs"))
+        return JobsInfoList(sorted(jobs, key=lambda info: info.job_id or 0, reverse=True))
+
+    def cancel_job(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
+        """Cancel a job: its status becomes INACTIVE."""
+        response = self.get_client(server.url).post("cancel_job", job_id=job_id)
+        return _job_info_from_response(response, job_id)
+
+    def reset_job(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
+        """Make a job ACTIVE again with its file counts and error cleared, so the server processes it again."""
+        response = self.get_client(server.url).post(
+            "modify_job",
+            job_id=job_id,
+            status=JobStatus.ACTIVE,
+            files_downloaded=0,
+            files_processed=0,
+            # The server does not take an empty string here.
+            error=" ",
+        )
+        return _job_info_from_response(response, job_id)
+
+    def set_opt_out_ignore(self, server: RemoteAnonServer, job_id: Any, reason: str) -> JobInfo:
+        """Let a job go ahead although the patient opted out, recording why (for example the consent obtained)."""
+        response = self.get_client(server.url).post(
+            "modify_job",
+            job_id=job_id,
+            source_ignore_opt_out=True,
+            source_ignore_opt_out_reason=f"Reason: {reason}",
+        )
+        return _job_info_from_response(response, job_id)
+
+    def create_path_job(
+        self,
+        server: RemoteAnonServer,
+        project_name: str,
+        source_path: str,
+        destination_path: str,
+        anon_name: Optional[str] = None,
+        anon_id: Optional[str] = None,
+        pims_keyfile_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> JobInfo:
+        """Create a job that reads files from a network share (UNC path) and return its extended info."""
+        response = self.get_client(server.url).post(
+            "create_job",
+            **_without_none(
+                source_type="PATH",
+                source_path=source_path,
+                destination_type="PATH",
+                destination_path=destination_path,
+                project_name=project_name,
+                anonymizedpatientname=anon_name,
+                anonymizedpatientid=anon_id,
+                pims_keyfile_id=pims_keyfile_id,
+                description=description,
+            ),
+        )
+        return _job_info_from_response(response)
+
+    def create_pacs_job(
+        self,
+        server: RemoteAnonServer,
+        project_name: str,
+        source_instance_id: str,
+        destination_path: str,
+        anon_name: Optional[str] = None,
+        anon_id: Optional[str] = None,
+        source_name: str = "IDC_WADO",
+        sop_class_filter_list: Optional[Sequence[str]] = None,
+        pims_keyfile_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> JobInfo:
+        """Create a job that fetches one study from PACS and return its extended info.
+
+        :param source_instance_id: a StudyInstanceUID, or ``accession_number:<number>``
+        :param sop_class_filter_list: SOPClassUIDs. Only objects of these classes are taken.
+        """
+        filter_list = None
+        if sop_class_filter_list:
+            filter_list = ",".join(str(uid).strip() for uid in sop_class_filter_list)
+        response = self.get_client(server.url).post(
+            "create_job",
+            **_without_none(
+                source_type="WADO",
+                source_name=source_name,
+                source_instance_id=source_instance_id,
+                source_sop_class_filter_list=filter_list,
+                destination_type="PATH",
+                destination_path=destination_path,
+                project_name=project_name,
+                anonymizedpatientname=anon_name,
+                anonymizedpatientid=anon_id,
+                pims_keyfile_id=pims_keyfile_id,
+                description=description,
+            ),
+        )
+        return _job_info_from_response(response)
+
+    def get_token(self, server: RemoteAnonServer, password: str) -> str:
+        """Ask the server for a new token for this user.
+
+        :raises UnknownFunctionError: if the server has no get_token function
+        :raises NotAnAPIError: if the response has no token
+        """
+        client = self.get_client(server.url)
+        response = client.post("get_token", password=password)
+        token = response.get("token")
+        if not isinstance(token, str) or not token:
+            raise NotAnAPIError(
+                f"The get_token response of {mask_url(server.url)} contains no token. "
+                "Inform the server's administrator.",
+                url=client.url_for("get_token"),
+            )
+        return token
+
+
+def _job_info_from_response(response: Dict[str, Any], job_id: Any = None) -> JobInfo:
+    fields = dict(response)
+    if fields.get("job_id") is None and job_id is not None:
+        fields["job_id"] = job_id
+    return JobInfo.from_json(fields)
+
+
+def _without_none(**arguments: Any) -> Dict[str, Any]:
+    return {key: value for key, value in arguments.items() if value is not None}

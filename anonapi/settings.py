@@ -1,0 +1,430 @@
+"""The user's settings file: servers, credentials and defaults for new jobs.
+
+The file is ``AnonWebAPIClientSettings.yml`` in the home folder, or the path
+in the environment variable ``ANONAPI_SETTINGS``. It is YAML in the format
+that anonapi 2.x writes::
+
+    active_mapping_file: null
+    active_server_name: testserver
+    job_default_parameters:
+    - project,NOT_SET
+    - destination_path,.
+    servers:
+      testserver: https://hostname_of_api
+    user_name: username
+    user_token: token
+    validate_ssl: true
+
+Older formats are read as well: releases before 1.4 stored the job defaults
+as a map with ``project_name`` and ``destination_path``, under
+``job_default_parameters`` or ``create_job_defaults``. Saving always writes
+the format above, plus the keys this version added (``max_concurrent_requests``,
+``unc_paths``, ``connect_timeout``, ``read_timeout``). Keys this version does
+not know are kept as they are.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import yaml
+
+from anonapi.exceptions import ConfigurationError
+from anonapi.fileio import atomic_write_text
+from anonapi.objects import RemoteAnonServer
+
+logger = logging.getLogger(__name__)
+
+SETTINGS_FILE_NAME = "AnonWebAPIClientSettings.yml"
+SETTINGS_PATH_VARIABLE = "ANONAPI_SETTINGS"
+
+# The file contains the API token, so only its owner may read it.
+SETTINGS_FILE_MODE = 0o600
+
+DEFAULT_MAX_CONCURRENT_REQUESTS = 8
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 60.0
+
+# Keys of ``key,value`` job default strings, as anonapi 2.x writes them, mapped
+# to JobDefaults attributes.
+_JOB_DEFAULT_KEYS = {"project": "project_name", "destination_path": "destination_path"}
+
+_KNOWN_KEYS = {
+    "servers",
+    "active_server_name",
+    "user_name",
+    "user_token",
+    "validate_ssl",
+    "active_mapping_file",
+    "job_default_parameters",
+    "create_job_defaults",
+    "max_concurrent_requests",
+    "unc_paths",
+    "connect_timeout",
+    "read_timeout",
+}
+
+
+def default_settings_path() -> Path:
+    """Return the settings file path: ``$ANONAPI_SETTINGS``, else the home folder's file."""
+    from_environment = os.environ.get(SETTINGS_PATH_VARIABLE)
+    if from_environment:
+        return Path(from_environment).expanduser()
+    return Path.home() / SETTINGS_FILE_NAME
+
+
+class JobDefaults:
+    """Values that new jobs get when the mapping does not set them.
+
+    ``other_parameters`` keeps ``key,value`` entries this version does not
+    know, so that saving does not drop them.
+    """
+
+    def __init__(
+        self,
+        project_name: str = "NOT_SET",
+        destination_path: str = ".",
+        other_parameters: Optional[Dict[str, str]] = None,
+    ):
+        self.project_name = project_name
+        self.destination_path = destination_path
+        self.other_parameters: Dict[str, str] = dict(other_parameters or {})
+
+    def to_strings(self) -> List[str]:
+        """Return the defaults as ``key,value`` strings, the form anonapi 2.x stores."""
+        strings = [f"project,{self.project_name}", f"destination_path,{self.destination_path}"]
+        strings.extend(f"{key},{value}" for key, value in self.other_parameters.items())
+        return strings
+
+    def __repr__(self) -> str:
+        return f"JobDefaults(project_name={self.project_name!r}, destination_path={self.destination_path!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, JobDefaults)
+            and self.project_name == other.project_name
+            and self.destination_path == other.destination_path
+            and self.other_parameters == other.other_parameters
+        )
+
+
+class AnonClientSettings:
+    """Everything the settings file stores, as Python values."""
+
+    def __init__(
+        self,
+        servers: Optional[List[RemoteAnonServer]] = None,
+        active_server: Optional[RemoteAnonServer] = None,
+        user_name: str = "",
+        user_token: str = "",
+        validate_ssl: bool = True,
+        job_defaults: Optional[JobDefaults] = None,
+        active_mapping_file: Optional[Path] = None,
+        max_concurrent_requests: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
+        unc_paths: Optional[Dict[str, str]] = None,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
+        unknown_keys: Optional[Dict[str, Any]] = None,
+    ):
+        self.servers: List[RemoteAnonServer] = list(servers or [])
+        self.active_server = active_server
+        self.user_name = user_name
+        self.user_token = user_token
+        self.validate_ssl = validate_ssl
+        self.job_defaults = job_defaults or JobDefaults()
+        self.active_mapping_file = active_mapping_file
+        self.max_concurrent_requests = max_concurrent_requests
+        self.unc_paths: Dict[str, str] = dict(unc_paths or {})
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        # Keys written by a newer version, kept so that saving does not lose them.
+        self.unknown_keys: Dict[str, Any] = dict(unknown_keys or {})
+
+    @property
+    def has_token(self) -> bool:
+        """Whether a token is set. The token itself is never shown."""
+        return bool(self.user_token and self.user_token.strip())
+
+    @property
+    def timeout(self) -> tuple:
+        """Connect and read timeouts in seconds, as requests takes them."""
+        return (self.connect_timeout, self.read_timeout)
+
+    def get_server(self, name: str) -> Optional[RemoteAnonServer]:
+        """Return the server called ``name``, or None."""
+        for server in self.servers:
+            if server.name == name:
+                return server
+        return None
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the settings as the YAML file stores them, keys sorted."""
+        data: Dict[str, Any] = dict(self.unknown_keys)
+        data.update(
+            {
+                "active_mapping_file": None if self.active_mapping_file is None else str(self.active_mapping_file),
+                "active_server_name": None if self.active_server is None else self.active_server.name,
+                "connect_timeout": self.connect_timeout,
+                "job_default_parameters": self.job_defaults.to_strings(),
+                "max_concurrent_requests": self.max_concurrent_requests,
+                "read_timeout": self.read_timeout,
+                "servers": {server.name: server.url for server in self.servers},
+                "unc_paths": dict(self.unc_paths),
+                "user_name": self.user_name,
+                "user_token": self.user_token,
+                "validate_ssl": self.validate_ssl,
+            }
+        )
+        return dict(sorted(data.items()))
+
+    def __repr__(self) -> str:
+        # No token here: reprs end up in logs and tracebacks.
+        return (
+            f"AnonClientSettings(servers={self.servers!r}, active_server={self.active_server!r}, "
+            f"user_name={self.user_name!r}, has_token={self.has_token})"
+        )
+
+
+class SettingsFile:
+    """Reads and writes the settings at one path.
+
+    ``created`` is True after ``load`` made a new file with defaults.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.created = False
+
+    def load(self) -> AnonClientSettings:
+        """Read the settings, creating the file with defaults if it does not exist.
+
+        A file that cannot be read or parsed is left untouched.
+
+        :raises ConfigurationError: naming the file, and the line where one is known
+        """
+        if not self.path.exists():
+            settings = AnonClientSettings()
+            self.save(settings)
+            self.created = True
+            logger.info("Created settings file '%s' with default values", self.path)
+            return settings
+
+        text = self._read_text()
+        data = self._parse_yaml(text)
+        settings = _SettingsParser(self.path, text).parse(data)
+        self._restrict_permissions()
+        return settings
+
+    def save(self, settings: AnonClientSettings) -> None:
+        """Write the settings atomically, readable by the owner only.
+
+        :raises ConfigurationError: if the file cannot be written
+        """
+        text = yaml.safe_dump(settings.to_dict(), default_flow_style=False, sort_keys=False, allow_unicode=True)
+        if not self.path.parent.is_dir():
+            raise ConfigurationError(
+                f"Cannot write settings file '{self.path}': folder '{self.path.parent}' does not exist. "
+                f"Create it, or point {SETTINGS_PATH_VARIABLE} to a file in an existing folder."
+            )
+        try:
+            atomic_write_text(self.path, text, mode=SETTINGS_FILE_MODE)
+        except OSError as error:
+            raise ConfigurationError(
+                f"Cannot write settings file '{self.path}': {error.strerror or error}. Check the folder's permissions."
+            ) from error
+
+    def _read_text(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigurationError(
+                f"Cannot read settings file '{self.path}': it is not UTF-8 text "
+                f"(invalid byte at position {error.start}). Fix or delete the file."
+            ) from error
+        except OSError as error:
+            raise ConfigurationError(
+                f"Cannot read settings file '{self.path}': {error.strerror or error}. Check that it is a readable file."
+            ) from error
+
+    def _parse_yaml(self, text: str) -> Dict[str, Any]:
+        try:
+            data = yaml.load(text, Loader=_SafeLoader)
+        except yaml.YAMLError as error:
+            raise ConfigurationError(
+                f"Invalid YAML in settings file '{self.path}'{_describe_yaml_error(error)}. "
+                "Fix the file in an editor, or delete it to start again with defaults."
+            ) from error
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigurationError(
+                f"Invalid settings file '{self.path}', line 1: expected a map of keys to values, "
+                f"found {type(data).__name__}. Fix the file, or delete it to start again with defaults."
+            )
+        return data
+
+    def _restrict_permissions(self) -> None:
+        """Take read access away from group and others, which anonapi 2.x files allowed."""
+        if os.name != "posix":
+            return
+        try:
+            mode = self.path.stat().st_mode & 0o777
+            if mode & 0o077:
+                os.chmod(self.path, mode & 0o700)
+                logger.info("Settings file '%s' contains a token: removed read access for others", self.path)
+        except OSError as error:
+            logger.warning("Could not restrict permissions of settings file '%s': %s", self.path, error)
+
+
+# The C loader exists where PyYAML was built with libyaml, and is faster than the Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _describe_yaml_error(error: yaml.YAMLError) -> str:
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    where = f", line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return f"{where}: {problem}" if problem else where
+
+
+class _SettingsParser:
+    """Turns the loaded YAML into AnonClientSettings, naming the line of each invalid value."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        self.text = text
+
+    def parse(self, data: Dict[str, Any]) -> AnonClientSettings:
+        servers = self._parse_servers(data.get("servers"))
+        return AnonClientSettings(
+            servers=servers,
+            active_server=self._parse_active_server(data.get("active_server_name"), servers),
+            user_name=self._parse_text("user_name", data.get("user_name")),
+            user_token=self._parse_text("user_token", data.get("user_token")),
+            validate_ssl=self._parse_bool("validate_ssl", data.get("validate_ssl"), default=True),
+            job_defaults=self._parse_job_defaults(data),
+            active_mapping_file=self._parse_path("active_mapping_file", data.get("active_mapping_file")),
+            max_concurrent_requests=self._parse_positive_int(
+                "max_concurrent_requests", data.get("max_concurrent_requests"), DEFAULT_MAX_CONCURRENT_REQUESTS
+            ),
+            unc_paths=self._parse_unc_paths(data.get("unc_paths")),
+            connect_timeout=self._parse_seconds("connect_timeout", data.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
+            read_timeout=self._parse_seconds("read_timeout", data.get("read_timeout"), DEFAULT_READ_TIMEOUT),
+            unknown_keys={key: value for key, value in data.items() if key not in _KNOWN_KEYS},
+        )
+
+    def error(self, key: str, problem: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"Invalid settings file '{self.path}', line {self._line_of(key)}: {problem}. "
+            "Fix the file in an editor, or delete it to start again with defaults."
+        )
+
+    def _line_of(self, key: str) -> int:
+        """Return the 1-based line of a top-level key, or 1 if it cannot be found."""
+        node = yaml.compose(self.text, Loader=_SafeLoader)
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _ in node.value:
+                if key_node.value == key:
+                    return key_node.start_mark.line + 1
+        return 1
+
+    def _parse_servers(self, value: Any) -> List[RemoteAnonServer]:
+        if value is None:
+            return []
+        if isinstance(value, dict):
+            return [RemoteAnonServer(str(name), str(url)) for name, url in value.items()]
+        if isinstance(value, list):
+            # A list of {name, url} maps, the form batch files use for one server.
+            try:
+                return [RemoteAnonServer.from_dict(item) for item in value]
+            except ValueError as error:
+                raise self.error("servers", str(error)) from error
+        raise self.error("servers", f"'servers' must map server names to URLs, found {value!r}")
+
+    def _parse_active_server(self, name: Any, servers: List[RemoteAnonServer]) -> Optional[RemoteAnonServer]:
+        if name is None or name == "":
+            return None
+        for server in servers:
+            if server.name == str(name):
+                return server
+        known = ", ".join(server.name for server in servers) or "none"
+        raise self.error(
+            "active_server_name",
+            f"active server '{name}' is not in the list of servers (known: {known})",
+        )
+
+    def _parse_text(self, key: str, value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, (dict, list)):
+            raise self.error(key, f"'{key}' must be text")
+        return str(value)
+
+    def _parse_bool(self, key: str, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+            return value.strip().lower() == "true"
+        raise self.error(key, f"'{key}' must be true or false, found {value!r}")
+
+    def _parse_path(self, key: str, value: Any) -> Optional[Path]:
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise self.error(key, f"'{key}' must be a path, found {value!r}")
+        return Path(value)
+
+    def _parse_positive_int(self, key: str, value: Any, default: int) -> int:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.error(key, f"'{key}' must be a whole number of at least 1, found {value!r}")
+        return value
+
+    def _parse_seconds(self, key: str, value: Any, default: float) -> float:
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise self.error(key, f"'{key}' must be a number of seconds larger than 0, found {value!r}")
+        return float(value)
+
+    def _parse_unc_paths(self, value: Any) -> Dict[str, str]:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.error("unc_paths", f"'unc_paths' must map local path prefixes to UNC prefixes, found {value!r}")
+        return {str(local): str(unc) for local, unc in value.items()}
+
+    def _parse_job_defaults(self, data: Dict[str, Any]) -> JobDefaults:
+        for key in ("job_default_parameters", "create_job_defaults"):
+            value = data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, list):
+                return self._parse_job_default_strings(key, value)
+            if isinstance(value, dict):
+                # Releases before 1.4 stored a map.
+                return JobDefaults(
+                    project_name=str(value.get("project_name", "NOT_SET")),
+                    destination_path=str(value.get("destination_path", ".")),
+                )
+            raise self.error(key, f"'{key}' must be a list of 'key,value' entries, found {value!r}")
+        return JobDefaults()
+
+    def _parse_job_default_strings(self, key: str, entries: List[Any]) -> JobDefaults:
+        defaults = JobDefaults()
+        for entry in entries:
+            name, separator, value = str(entry).partition(",")
+            if not separator:
+                raise self.error(key, f"job default {entry!r} is not of the form 'key,value'")
+            name, value = name.strip(), value.strip()
+            if name in _JOB_DEFAULT_KEYS:
+                setattr(defaults, _JOB_DEFAULT_KEYS[name], value)
+            else:
+                defaults.other_parameters[name] = value
+        return defaults
