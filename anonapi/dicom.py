@@ -111,14 +111,15 @@ def looks_like_dicom_name(path: os.PathLike | str) -> bool:
 def is_dicom_file(path: os.PathLike | str) -> bool:
     """Return True when the file has a readable DICOM header and is not a DICOMDIR.
 
-    A file that cannot be opened counts as not DICOM, and a DEBUG log message gives the reason.
+    A file that cannot be opened or read counts as not DICOM, and a WARNING
+    log message gives the reason, because the user may expect it in the selection.
     """
     if is_dicomdir_name(path):
         return False
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except OSError as error:
-        logger.debug("Cannot open '%s', so it does not count as DICOM: %s", path, error)
+        logger.warning("Cannot open '%s', leaving it out as not DICOM: %s", path, error.strerror or error)
         return False
     try:
         head = _read_head(descriptor)
@@ -128,7 +129,7 @@ def is_dicom_file(path: os.PathLike | str) -> bool:
             with open(path, "rb") as handle:
                 verdict = _read_header_with_pydicom(handle, head, file_size)
     except OSError as error:
-        logger.debug("Cannot read '%s', so it does not count as DICOM: %s", path, error)
+        logger.warning("Cannot read '%s', leaving it out as not DICOM: %s", path, error.strerror or error)
         return False
     finally:
         os.close(descriptor)
@@ -446,7 +447,6 @@ def _read_header_with_pydicom(handle: BinaryIO, head: bytes, file_size: int) -> 
     pydicom reads from the data set start that find_data_set_start found.
     """
     import pydicom
-    from pydicom.errors import InvalidDicomError
 
     has_preamble = head[128:132] == b"DICM"
     source: BinaryIO = handle
@@ -457,9 +457,14 @@ def _read_header_with_pydicom(handle: BinaryIO, head: bytes, file_size: int) -> 
         source = _FileFromOffset(handle, start.offset)
     try:
         dataset = pydicom.dcmread(source, stop_before_pixels=True, force=not has_preamble, specific_tags=_CONFIRMING_TAGS)
-    except (InvalidDicomError, OSError, ValueError, KeyError, IndexError, EOFError, struct.error, NotImplementedError) as error:
+        return _judge_data_set(dataset)
+    except Exception as error:  # noqa: BLE001 - pydicom raises many kinds of errors on damaged files
+        # Element values are parsed when first used, so _judge_data_set can fail on a damaged file too.
         logger.debug("pydicom cannot read the header of '%s': %s", getattr(handle, "name", handle), error)
         return HeaderVerdict.NOT_DICOM
+
+
+def _judge_data_set(dataset) -> HeaderVerdict:
     meta = getattr(dataset, "file_meta", None)
     if meta is not None and str(meta.get("MediaStorageSOPClassUID", "")) == DICOMDIR_SOP_CLASS_UID:
         return HeaderVerdict.DICOMDIR

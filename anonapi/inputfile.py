@@ -19,11 +19,13 @@ columns filled and others empty is an error that gives the row number as
 Excel shows it.
 
 This module also reads the text files that users edit in Excel (mappings,
-file selections): UTF-8 with or without byte order mark, or Windows-1252.
+file selections): UTF-8 with or without byte order mark, UTF-16 with byte
+order mark, or Windows-1252.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import enum
 import io
@@ -37,7 +39,10 @@ from anonapi.exceptions import AnonAPIError, FileLockedError, InputFileError
 
 UTF8_BOM = b"\xef\xbb\xbf"
 CSV_DELIMITERS = (",", ";", "\t")
-EXCEL_EXTENSIONS = (".xlsx", ".xlsm")
+# The first bytes of a zip file (.xlsx, .ods) and of an OLE2 compound file (.xls).
+ZIP_SIGNATURE = b"PK\x03\x04"
+OLE2_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+OPEN_DOCUMENT_EXTENSIONS = (".ods", ".fods")
 
 
 class InputColumn(str, enum.Enum):
@@ -113,27 +118,89 @@ def read_input_file(
     """
     path = Path(path)
     if not path.is_file():
+        if path.is_dir():
+            raise InputFileError(f"Input file '{path}' is a folder. Give the path of a CSV or XLSX file.")
         raise InputFileError(f"Input file '{path}' not found. Check the path.")
-    suffix = path.suffix.lower()
-    if suffix in EXCEL_EXTENSIONS:
-        cell_rows = _read_xlsx_rows(path)
-    elif suffix == ".xls":
-        raise InputFileError(
-            f"Cannot read '{path}': the old Excel format .xls is not supported. "
-            f"Open it in Excel and save it as .xlsx or .csv."
-        )
+    file_format = _detect_format(path)
+    sheet_note = ""
+    if file_format == "xlsx":
+        cell_rows, sheet_note = _read_xlsx_rows(path)
     else:
         cell_rows = _read_csv_rows(path, required)
-    return _build_table(path, cell_rows, required, list(optional), is_excel=suffix in EXCEL_EXTENSIONS)
+        if path.suffix.lower() in (".xlsx", ".xlsm"):
+            sheet_note = " (read as CSV text, because it is not an Excel workbook)"
+    try:
+        return _build_table(path, cell_rows, required, list(optional), is_excel=file_format == "xlsx")
+    except _NoHeaderError:
+        raise InputFileError(
+            f"No {required.value} column found in input file '{path}'{sheet_note}. Add a header cell "
+            f"{_DISPLAY_NAMES[required]} above the {required.value} values."
+        ) from None
+
+
+def _detect_format(path: Path) -> str:
+    """Return "xlsx" or "csv" from the first bytes of the file, regardless of its extension.
+
+    Files get renamed: a CSV saved as ``list.xlsx`` is read as CSV, and an
+    .xlsx saved as ``list.csv`` is read as a workbook.
+
+    :raises InputFileError: if the file is empty or in a format that cannot be read (.xls, .ods)
+    """
+    if path.suffix.lower() in OPEN_DOCUMENT_EXTENSIONS:
+        raise InputFileError(
+            f"Cannot read '{path}': OpenDocument spreadsheets (.ods) are not supported. "
+            f"Open it in LibreOffice or Excel and save it as .xlsx or .csv."
+        )
+    start = read_bytes(path, size=512)
+    if not start:
+        raise InputFileError(
+            f"Input file '{path}' is empty. Save the list in it first, in Excel or as CSV, and try again."
+        )
+    # The first 4 bytes of the signature suffice: no text file starts with them.
+    if start.startswith(OLE2_SIGNATURE[:4]):
+        raise InputFileError(
+            f"Cannot read '{path}': it is in the old Excel format (.xls), which is not supported. "
+            f"Open it in Excel and save it as .xlsx or .csv."
+        )
+    if start.startswith(ZIP_SIGNATURE):
+        if _is_open_document(path):
+            raise InputFileError(
+                f"Cannot read '{path}': it is an OpenDocument spreadsheet (.ods), which is not supported. "
+                f"Open it in LibreOffice or Excel and save it as .xlsx or .csv."
+            )
+        return "xlsx"
+    if b"\x00" in start and not start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise InputFileError(
+            f"Cannot read '{path}': it is neither CSV text nor an .xlsx workbook. "
+            f"Open it in Excel and save it as .xlsx or .csv."
+        )
+    return "csv"
+
+
+def _is_open_document(path: Path) -> bool:
+    """Return True for a zip file whose ``mimetype`` member names an OpenDocument type."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.read("mimetype").startswith(b"application/vnd.oasis.opendocument")
+    except (KeyError, OSError, zipfile.BadZipFile):
+        return False
 
 
 def decode_text(data: bytes) -> str:
-    """Decode a text file as Excel and editors save it: UTF-8 with or without BOM, else Windows-1252.
+    """Decode a text file as Excel and editors save it.
+
+    That is UTF-8 with or without BOM, UTF-16 with BOM (Excel's "Unicode
+    text"), or else Windows-1252.
 
     :raises UnicodeDecodeError: if the bytes fit none of these
     """
     if data.startswith(UTF8_BOM):
         return data[len(UTF8_BOM):].decode("utf-8")
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        # The "utf-16" codec reads the byte order from the BOM and drops it.
+        return data.decode("utf-16")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -144,9 +211,16 @@ def read_text_file(path: os.PathLike | str, error_class: Type[AnonAPIError] = In
     """Read and decode a text file (see decode_text), translating errors to anonapi errors.
 
     :raises FileLockedError: if another program holds the file open
-    :raises error_class: if the file is missing or its encoding is unknown
+    :raises error_class: if the file is missing, binary (such as a workbook) or its encoding is unknown
     """
     data = read_bytes(path, error_class)
+    if data.startswith((ZIP_SIGNATURE, OLE2_SIGNATURE[:4])):
+        raise error_class(
+            f"Cannot read '{path}': it is a spreadsheet workbook, not text. "
+            f"Open it in Excel and save it as CSV UTF-8 under this name, or create it again."
+        )
+    if b"\x00" in data[:4096] and not data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise error_class(f"Cannot read '{path}': it is not a text file. Check the path, or create the file again.")
     try:
         return decode_text(data)
     except UnicodeDecodeError as error:
@@ -156,11 +230,15 @@ def read_text_file(path: os.PathLike | str, error_class: Type[AnonAPIError] = In
         ) from error
 
 
-def read_bytes(path: os.PathLike | str, error_class: Type[AnonAPIError] = InputFileError) -> bytes:
-    """Read a whole file, turning a file held open by another program into FileLockedError."""
+def read_bytes(path: os.PathLike | str, error_class: Type[AnonAPIError] = InputFileError, size: int = -1) -> bytes:
+    """Read a whole file, or its first ``size`` bytes.
+
+    :raises FileLockedError: if another program holds the file open
+    :raises error_class: if the file is missing or is a folder
+    """
     try:
         with open(path, "rb") as handle:
-            return handle.read()
+            return handle.read(size)
     except FileNotFoundError as error:
         raise error_class(f"File '{path}' not found. Check the path.") from error
     except IsADirectoryError as error:
@@ -199,34 +277,66 @@ def _header_score(rows: List[_CellRow], required: InputColumn) -> int:
     return 0
 
 
-def _read_xlsx_rows(path: Path) -> List[_CellRow]:
+class _NoHeaderError(Exception):
+    """No row has a header for the required column."""
+
+
+def _read_xlsx_rows(path: Path) -> Tuple[List[_CellRow], str]:
+    """Return the rows of the first sheet, and a note naming that sheet if the workbook has others."""
     import zipfile
+    from xml.parsers.expat import ExpatError
 
     import openpyxl
     from openpyxl.utils.exceptions import InvalidFileException
 
+    # What openpyxl raises for files that are not workbooks or are damaged.
+    unreadable = (
+        InvalidFileException,
+        zipfile.BadZipFile,
+        KeyError,
+        IndexError,
+        ValueError,
+        TypeError,
+        ExpatError,
+        SyntaxError,
+        OSError,
+    )
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        # A file object, because openpyxl rejects file names whose extension is not .xlsx or .xlsm.
+        handle = open(path, "rb")
     except PermissionError as error:
-        raise FileLockedError(
-            f"Cannot open '{path}': permission denied. If another program such as Excel has it open, "
-            f"close it in the other program and try again."
-        ) from error
-    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
+        raise _locked_error(path) from error
+    try:
+        workbook = openpyxl.load_workbook(handle, read_only=True, data_only=True)
+        try:
+            sheet = workbook.worksheets[0]
+            sheet_note = ""
+            if len(workbook.worksheets) > 1:
+                sheet_note = f" (on its first sheet '{sheet.title}'; other sheets are not read)"
+            rows: List[_CellRow] = []
+            for number, cells in enumerate(sheet.iter_rows(), start=1):
+                row_number = next((cell.row for cell in cells if getattr(cell, "row", None)), number)
+                values = [cell.value for cell in cells]
+                formats = [getattr(cell, "number_format", "General") or "General" for cell in cells]
+                rows.append((row_number, values, formats))
+            return rows, sheet_note
+        finally:
+            workbook.close()
+    except PermissionError as error:
+        raise _locked_error(path) from error
+    except unreadable as error:
         raise InputFileError(
             f"Cannot read '{path}' as an Excel workbook ({error}). Open it in Excel and save it as .xlsx or .csv."
         ) from error
-    try:
-        sheet = workbook.worksheets[0]
-        rows: List[_CellRow] = []
-        for number, cells in enumerate(sheet.iter_rows(), start=1):
-            row_number = next((cell.row for cell in cells if getattr(cell, "row", None)), number)
-            values = [cell.value for cell in cells]
-            formats = [getattr(cell, "number_format", "General") or "General" for cell in cells]
-            rows.append((row_number, values, formats))
-        return rows
     finally:
-        workbook.close()
+        handle.close()
+
+
+def _locked_error(path: Path) -> FileLockedError:
+    return FileLockedError(
+        f"Cannot open '{path}': permission denied. If another program such as Excel has it open, "
+        f"close it in the other program and try again."
+    )
 
 
 def _build_table(
@@ -248,7 +358,40 @@ def _build_table(
         if len(row_values) < len(positions):
             raise _partial_row_error(path, row_number, positions, row_values, is_excel)
         table.rows.append(InputRow(row_number=row_number, values=row_values))
+    if InputColumn.PSEUDONYM in positions and required != InputColumn.PSEUDONYM:
+        _check_pseudonyms(table, required, "row" if is_excel else "line")
     return table
+
+
+def _check_pseudonyms(table: InputTable, key_column: InputColumn, where: str) -> None:
+    """Check that each value of ``key_column`` has one pseudonym, and each pseudonym one value.
+
+    A row that repeats an earlier row exactly is allowed. Folders are
+    compared ignoring ``/`` or ``\\`` at the end and the kind of separator.
+
+    :raises InputFileError: naming the file, both rows and the values
+    """
+    pseudonym_by_key: Dict[str, Tuple[str, int]] = {}
+    key_by_pseudonym: Dict[str, Tuple[str, int]] = {}
+    for row in table.rows:
+        key = row.values[key_column]
+        pseudonym = row.values[InputColumn.PSEUDONYM]
+        if key_column == InputColumn.FOLDER:
+            key = key.replace("\\", "/").rstrip("/") or key
+        earlier = pseudonym_by_key.setdefault(key, (pseudonym, row.row_number))
+        if earlier[0] != pseudonym:
+            raise InputFileError(
+                f"Invalid input file '{table.path}', {where} {row.row_number}: {key_column.value} "
+                f"'{row.values[key_column]}' has pseudonym '{pseudonym}', but {where} {earlier[1]} gives it "
+                f"pseudonym '{earlier[0]}'. Keep one of the two {where}s."
+            )
+        earlier = key_by_pseudonym.setdefault(pseudonym, (key, row.row_number))
+        if earlier[0] != key:
+            raise InputFileError(
+                f"Invalid input file '{table.path}', {where} {row.row_number}: pseudonym '{pseudonym}' is also "
+                f"used for {key_column.value} '{earlier[0]}' on {where} {earlier[1]}. Give each "
+                f"{key_column.value} its own pseudonym."
+            )
 
 
 def _find_header(
@@ -272,10 +415,7 @@ def _find_header(
             if matches:
                 positions[column] = matches[0]
         return index, positions
-    raise InputFileError(
-        f"No {required.value} column found in input file '{path}'. Add a header cell "
-        f"{_DISPLAY_NAMES[required]} above the {required.value} values."
-    )
+    raise _NoHeaderError
 
 
 def _partial_row_error(
@@ -289,28 +429,38 @@ def _partial_row_error(
         f"Invalid input file '{path}', {where} {row_number}: {filled} is given but the {empty_names} "
         f"is empty. Fill in the {empty_names}, or clear the row."
     )
-    if is_excel and _has_uncached_formula(path, row_number, [positions[column] for column in empty]):
-        message += " The empty cell holds a formula whose value was never saved: open the file in Excel and save it."
+    if is_excel:
+        message += _empty_cell_hint(path, row_number, [positions[column] for column in empty])
     return InputFileError(message)
 
 
-def _has_uncached_formula(path: Path, row_number: int, positions: List[int]) -> bool:
-    """Return True if one of the cells contains a formula, whose value openpyxl cannot compute."""
+def _empty_cell_hint(path: Path, row_number: int, positions: List[int]) -> str:
+    """Explain why cells that look filled in Excel are empty to openpyxl, or return "".
+
+    A formula has no value when the program that wrote the file never
+    computed it, and only the first cell of merged cells contains the value.
+    """
     import openpyxl
+    from openpyxl.utils import get_column_letter
 
     try:
-        workbook = openpyxl.load_workbook(path, read_only=True, data_only=False)
+        with open(path, "rb") as handle:
+            workbook = openpyxl.load_workbook(handle, data_only=False)
     except Exception:  # noqa: BLE001 - only used to improve a message that is raised anyway
-        return False
-    try:
-        sheet = workbook.worksheets[0]
-        for row in sheet.iter_rows(min_row=row_number, max_row=row_number):
-            for position in positions:
-                if position < len(row) and isinstance(row[position].value, str) and row[position].value.startswith("="):
-                    return True
-        return False
-    finally:
-        workbook.close()
+        return ""
+    sheet = workbook.worksheets[0]
+    for position in positions:
+        reference = f"{get_column_letter(position + 1)}{row_number}"
+        value = sheet[reference].value
+        if isinstance(value, str) and value.startswith("="):
+            return " The empty cell holds a formula whose value was never saved: open the file in Excel and save it."
+        for merged in sheet.merged_cells.ranges:
+            if reference in merged:
+                return (
+                    f" Cell {reference} is part of the merged cells {merged.coord}, which share one value: "
+                    f"unmerge them and fill in every row."
+                )
+    return ""
 
 
 def _cell_reference(position: int, row_number: int) -> str:
@@ -325,12 +475,14 @@ def _cell_text(value: object, number_format: str) -> str:
         return ""
     if isinstance(value, bool):
         return str(value).upper()
+    if isinstance(value, (int, float)):
+        # A format of zeros, such as 000 or 0.0000, makes Excel show leading or trailing zeros.
+        fixed = re.fullmatch(r"(0+)(?:\.(0+))?", number_format or "")
+        if fixed:
+            return _fixed_format_text(value, len(fixed.group(1)), len(fixed.group(2) or ""))
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        decimals = re.fullmatch(r"0\.(0+)", number_format or "")
-        if decimals:
-            return f"{value:.{len(decimals.group(1))}f}"
         if value.is_integer():
             return str(int(value))
         # NOTE: Excel stores numbers as doubles, so an accession number typed
@@ -338,3 +490,16 @@ def _cell_text(value: object, number_format: str) -> str:
         # the cell is formatted as text or with fixed decimals.
         return repr(value)
     return str(value).strip()
+
+
+def _fixed_format_text(value: float, digits: int, decimals: int) -> str:
+    """Return ``value`` as Excel shows it in a format of ``digits`` zeros, a point and ``decimals`` zeros.
+
+    Excel rounds halves away from zero, unlike Python's format().
+    """
+    from decimal import ROUND_HALF_UP, Decimal
+
+    rounded = Decimal(repr(value)).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    whole, _, fraction = f"{abs(rounded):f}".partition(".")
+    sign = "-" if rounded < 0 else ""
+    return sign + whole.zfill(digits) + (f".{fraction}" if decimals else "")

@@ -19,9 +19,10 @@ Options apply to every row. Any option may also be a column, and a value in
 a row wins over the option. ``patient_id`` and ``patient_name`` are read as
 the old names of ``pseudo_id`` and ``pseudo_name``.
 
-Users edit mappings in Excel, so the reader accepts what Excel saves:
-``,`` or ``;`` as separator, UTF-8 with or without byte order mark or
-Windows-1252, empty lines, trailing separators and spaces around values. The
+Users edit mappings in Excel, so the reader accepts what Excel saves. The
+separator is ``,``, ``;`` or a tab. The encoding is UTF-8 with or without
+byte order mark, UTF-16 with byte order mark, or Windows-1252. Empty lines,
+trailing separators and spaces around values are ignored. The
 writer uses the separator Excel expects in the user's locale (``;`` where the
 decimal mark is a comma) and writes atomically.
 """
@@ -52,6 +53,9 @@ OPTION_NAMES = ("root_source_path", "project", "destination_path", "pims_key")
 ROW_COLUMN_NAMES = ("source", "pseudo_id", "pseudo_name", "description")
 OLD_COLUMN_NAMES = {"patient_id": "pseudo_id", "patient_name": "pseudo_name"}
 PARAMETER_NAMES = ROW_COLUMN_NAMES + OPTION_NAMES
+
+# Separators the reader accepts, in order of preference when a file could be either.
+MAPPING_DELIMITERS = (",", ";", "\t")
 
 SECTION_DESCRIPTION = "description"
 SECTION_OPTIONS = "options"
@@ -240,12 +244,21 @@ class MappingFile:
         except PermissionError as error:
             raise FileLockedError(
                 f"Cannot write '{self.path}': permission denied. If another program such as Excel has it open, "
-                f"close it in the other program and try again."
+                f"close it in the other program and try again; else ask for write permission on '{self.path.parent}'."
             ) from error
 
     def delete(self) -> None:
-        """Remove the file."""
-        self.path.unlink()
+        """Remove the file.
+
+        :raises FileLockedError: if another program holds the file open, or the folder is read-only
+        """
+        try:
+            self.path.unlink()
+        except PermissionError as error:
+            raise FileLockedError(
+                f"Cannot delete '{self.path}': permission denied. If another program such as Excel has it open, "
+                f"close it in the other program and try again."
+            ) from error
 
 
 def local_csv_delimiter() -> str:
@@ -350,10 +363,14 @@ class _MappingParser:
         return sections
 
     def _detect_delimiter(self) -> str:
-        """Return the separator, ``;`` or ``,``, that splits the row of column names into known names."""
+        """Return the separator (``,``, ``;`` or a tab) that splits the row of column names into known names.
+
+        Excel saves ``;`` in locales with a decimal comma, and tabs when a
+        sheet is saved as Unicode text.
+        """
         header = self._mapping_header_line()
         candidates = []
-        for delimiter in (",", ";"):
+        for delimiter in MAPPING_DELIMITERS:
             names = self._split_line(header, delimiter) if header else []
             if names and all(_column_name(name) in PARAMETER_NAMES for name in names):
                 candidates.append(delimiter)
@@ -362,11 +379,12 @@ class _MappingParser:
         # When the column names do not decide (a single column, or unknown names), the options do.
         _, option_lines = self.sections.get(SECTION_OPTIONS, (0, []))
         scores = {}
-        for delimiter in (",", ";"):
+        for delimiter in MAPPING_DELIMITERS:
             scores[delimiter] = sum(
                 1 for line in option_lines if len(self._split_line(line, delimiter)) >= 2
             ) + (header.count(delimiter) if header else 0)
-        return ";" if scores[";"] > scores[","] else ","
+        # max() keeps the first of equal scores, so ties go to ','.
+        return max(MAPPING_DELIMITERS, key=lambda delimiter: scores[delimiter])
 
     def _mapping_header_line(self) -> Optional[str]:
         _, lines = self.sections.get(SECTION_MAPPING, (0, []))
@@ -375,7 +393,7 @@ class _MappingParser:
     @staticmethod
     def _split_line(line: str, delimiter: str) -> List[str]:
         """Split one line into stripped cells, without the empty cells at its end."""
-        cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter), [])]
+        cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter, skipinitialspace=True), [])]
         while cells and not cells[-1]:
             cells.pop()
         return cells
@@ -439,8 +457,11 @@ class _MappingParser:
             message = problems[0][1]
             if len(problems) > 1:
                 others = ", ".join(str(number) for number, _ in problems[1:11])
-                more = " and more" if len(problems) > 11 else ""
-                message += f" Lines {others}{more} have problems too."
+                if len(problems) == 2:
+                    message += f" Line {others} has problems too."
+                else:
+                    more = " and more" if len(problems) > 11 else ""
+                    message += f" Lines {others}{more} have problems too."
             raise MappingError(message)
         return rows
 
@@ -449,7 +470,8 @@ class _MappingParser:
 
         A quoted value may span lines, so records are read with the csv module.
         """
-        reader = csv.reader(io.StringIO("\n".join(lines), newline=""), delimiter=self.delimiter)
+        # skipinitialspace: a quoted value after a space ('a; "b;c"') is still one value.
+        reader = csv.reader(io.StringIO("\n".join(lines), newline=""), delimiter=self.delimiter, skipinitialspace=True)
         records = []
         previous_line_count = 0
         try:

@@ -12,8 +12,8 @@ path (see anonapi.unc) or through the local folder where the root is mounted.
 
 from __future__ import annotations
 
-import glob
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,10 +24,14 @@ from anonapi.exceptions import FileSelectionError, MappingError, UserInputError
 from anonapi.fileio import file_lock
 from anonapi.mapper import Mapping, MappingFile, MappingRow, check_new_pseudonyms, generated_description
 from anonapi.parameters import AccessionNumberIdentifier, FileSelectionIdentifier, SourceIdentifier
-from anonapi.selection import DEFAULT_SELECTION_FILE_NAME, FileSelectionFile, find_matching_files
+from anonapi.selection import (
+    DEFAULT_SELECTION_FILE_NAME,
+    FileSelectionFile,
+    find_matching_files,
+    glob_folders,
+    has_wildcards,
+)
 from anonapi.unc import ShareMount, find_share_mounts, is_unc_path, to_local, to_unc, unc_relative_to
-
-_WILDCARD_CHARACTERS = ("*", "?", "[")
 
 
 @dataclass
@@ -134,32 +138,75 @@ class SourcePathResolver:
         return Path(os.path.abspath(path))
 
 
-def expand_folder_patterns(patterns: Sequence[str], current_dir: Path) -> List[Path]:
+def expand_folder_patterns(
+    patterns: Sequence[str],
+    current_dir: Path,
+    settings_unc_map: Optional[MappingType[str, str]] = None,
+    mounts: Optional[List[ShareMount]] = None,
+) -> List[Path]:
     """Return the folders that the paths in ``patterns`` name, in order and without repeats.
 
     A pattern may contain ``*`` (any part of a name) and ``**`` (any number of
-    folders, including none). Files that match are left out.
+    folders, including none). Files that match are left out. Paths written on
+    Windows work on other systems too: ``\\`` separates folders when no file
+    or folder has the name as written, and a UNC path is translated to the
+    local folder where its share is mounted (see anonapi.unc.to_local). Two
+    paths that lead to the same folder through symbolic links count once.
 
     :raises UserInputError: if a path without wildcards is not a folder, or a pattern matches no folder
     """
     folders: List[Path] = []
     for pattern in patterns:
-        if any(character in pattern for character in _WILDCARD_CHARACTERS):
-            full_pattern = pattern if os.path.isabs(pattern) else os.path.join(current_dir, pattern)
-            matches = sorted(Path(path) for path in glob.glob(full_pattern, recursive=True) if os.path.isdir(path))
+        local_pattern = _local_pattern(pattern, current_dir, settings_unc_map, mounts)
+        # A folder whose name contains wildcard characters, such as 'scan [1]', is taken as it is.
+        if has_wildcards(local_pattern) and not os.path.isdir(os.path.join(current_dir, local_pattern)):
+            matches = [Path(path) for path in glob_folders(local_pattern, base_folder=current_dir)]
             if not matches:
                 raise UserInputError(f"No folder matches '{pattern}' in '{current_dir}'. Check the pattern.")
             folders.extend(matches)
         else:
-            folders.append(_existing_folder(pattern, current_dir))
+            folders.append(_existing_folder(pattern, local_pattern, current_dir))
     unique: List[Path] = []
     seen = set()
     for folder in folders:
-        key = os.path.normcase(os.path.abspath(folder))
+        key = os.path.normcase(os.path.realpath(folder))
         if key not in seen:
             seen.add(key)
             unique.append(Path(os.path.abspath(folder)))
     return unique
+
+
+def _local_pattern(
+    pattern: str,
+    current_dir: Path,
+    settings_unc_map: Optional[MappingType[str, str]],
+    mounts: Optional[List[ShareMount]],
+) -> str:
+    """Return ``pattern`` as a path on this computer: UNC paths translated, ``\\`` as separator.
+
+    :raises UserInputError: if the pattern is empty, or is a UNC or drive path that this computer cannot reach
+    """
+    if not pattern.strip():
+        raise UserInputError("Invalid folder '': the path is empty. Give the path of a study folder.")
+    if os.sep == "\\" or os.path.lexists(os.path.join(current_dir, pattern)):
+        return pattern
+    if is_unc_path(pattern):
+        local = to_local(pattern, settings_unc_map, mounts)
+        if local is None:
+            raise UserInputError(
+                f"Cannot find folder '{pattern}': this computer does not report where the share is mounted. "
+                f"Give the local path of the folder, mount the share, or add the local folder and its UNC path "
+                f"to unc_paths in the settings file."
+            )
+        return str(local)
+    if "\\" not in pattern:
+        return pattern
+    if re.match(r"^[A-Za-z]:\\", pattern):
+        raise UserInputError(
+            f"Cannot find folder '{pattern}': drive letters only exist on Windows. "
+            f"Give the path of the folder on this computer, relative to '{current_dir}'."
+        )
+    return pattern.replace("\\", "/")
 
 
 def add_study_folders(
@@ -276,10 +323,10 @@ def _join_relative(relative_folder: str, name: str) -> str:
     return name if relative_folder in ("", ".") else f"{relative_folder}/{name}"
 
 
-def _existing_folder(path: str, current_dir: Path) -> Path:
-    folder = Path(path) if os.path.isabs(path) else current_dir / path
+def _existing_folder(pattern: str, local_path: str, current_dir: Path) -> Path:
+    folder = Path(local_path) if os.path.isabs(local_path) else current_dir / local_path
     if not folder.is_dir():
         if folder.exists():
-            raise UserInputError(f"'{path}' is a file, not a folder. Give the folder that contains the study.")
-        raise UserInputError(f"Folder '{path}' not found in '{current_dir}'. Check the path.")
+            raise UserInputError(f"'{pattern}' is a file, not a folder. Give the folder that contains the study.")
+        raise UserInputError(f"Folder '{pattern}' not found in '{current_dir}'. Check the path.")
     return folder

@@ -15,19 +15,18 @@ must lie in that folder or below it. The format is the one anonapi 2.1.2 writes.
 from __future__ import annotations
 
 import fnmatch
-import glob
 import os
 import posixpath
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Sequence
+from typing import Callable, Iterable, Iterator, List, Optional, Sequence
 
 import yaml
 
 from anonapi.dicom import ProgressCallback, list_files, select_dicom_files
-from anonapi.exceptions import FileSelectionError, UserInputError
+from anonapi.exceptions import FileLockedError, FileSelectionError, UserInputError
 from anonapi.fileio import atomic_write_text
 from anonapi.inputfile import read_text_file
 
@@ -37,6 +36,7 @@ DEFAULT_SELECTION_FILE_NAME = "fileselection.txt"
 ANONAPI_FILE_NAMES = frozenset({DEFAULT_SELECTION_FILE_NAME, "anon_mapping.csv", ".anonbatch"})
 
 _DRIVE_PATTERN = re.compile(r"^[A-Za-z]:/")
+_WILDCARD_PATTERN = re.compile(r"[*?[]")
 # Windows compares paths without case.
 _IGNORE_CASE = os.name == "nt"
 
@@ -110,11 +110,26 @@ class FileSelectionFile:
             "selected_paths": list(self.selected_paths),
         }
         text = yaml.dump(content, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True)
-        atomic_write_text(self.path, text)
+        try:
+            atomic_write_text(self.path, text)
+        except PermissionError as error:
+            raise FileLockedError(
+                f"Cannot write '{self.path}': permission denied. If another program has it open, close it in the "
+                f"other program and try again; else ask for write permission on '{self.folder}'."
+            ) from error
 
     def delete(self) -> None:
-        """Remove the file from disk."""
-        self.path.unlink()
+        """Remove the file from disk.
+
+        :raises FileLockedError: if another program holds the file open, or the folder is read-only
+        """
+        try:
+            self.path.unlink()
+        except PermissionError as error:
+            raise FileLockedError(
+                f"Cannot delete '{self.path}': permission denied. If another program has it open, close it in the "
+                f"other program and try again; else ask for write permission on '{self.folder}'."
+            ) from error
 
     def add_paths(self, paths: Iterable[os.PathLike | str]) -> int:
         """Add paths (absolute, or relative to the folder) that are not selected yet.
@@ -243,6 +258,8 @@ def find_matching_files(
 def _matching_paths(folder: Path, patterns: Sequence[str], recurse: bool, exclude_patterns: Sequence[str]) -> List[str]:
     """Return what find_matching_files returns, as absolute path strings sorted folder by folder."""
     folder = Path(os.path.abspath(folder))
+    # Relative paths are matched with '/', so exclude patterns with Windows separators (\) match too.
+    exclude_patterns = [exclude.replace("\\", "/") for exclude in exclude_patterns]
     if len(patterns) == 1:
         found = _files_for_pattern(folder, patterns[0], recurse)
     else:
@@ -281,7 +298,9 @@ def select_files(
     ``on_scan_start(folder, file_count)`` is called once the matching files
     are known, and ``on_progress(count)`` as they are checked.
 
-    :raises UserInputError: if a pattern points outside ``folder``
+    :raises UserInputError: if a pattern points outside ``folder``, or no
+        file matches, or none of the matching files is DICOM. The selection
+        file is then left as it was.
     :raises FileSelectionError: if the existing selection file is invalid
     """
     folder = Path(os.path.abspath(folder))
@@ -289,9 +308,27 @@ def select_files(
     if selection.exists():
         selection.load()
     files = _matching_paths(folder, patterns, recurse, exclude_patterns)
+    pattern_text = ", ".join(f"'{pattern}'" for pattern in patterns)
+    if not files:
+        where = "" if recurse else " (subfolders not searched)"
+        raise UserInputError(
+            f"No files match {pattern_text} in '{folder}'{where}, so nothing was added. "
+            f"Check the pattern and the exclude patterns."
+        )
     if on_scan_start is not None:
         on_scan_start(folder, len(files))
     dicom_files = select_dicom_files(files, check_dicom=check_dicom, on_progress=on_progress)
+    if not dicom_files:
+        if check_dicom:
+            problem = "is DICOM"
+            fix = "use --no-check-dicom to choose files by name"
+        else:
+            problem = "has a DICOM name (no extension, digits only, .dcm or .dicom)"
+            fix = "use --check-dicom to read the file headers"
+        raise UserInputError(
+            f"None of the {len(files)} files matching {pattern_text} in '{folder}' {problem}, so nothing was added. "
+            f"Check the pattern, or {fix}."
+        )
     added = selection.add_paths(dicom_files)
     selection.save()
     return SelectionResult(selection=selection, files_found=len(files), dicom_count=len(dicom_files), files_added=added)
@@ -315,8 +352,8 @@ def _files_for_pattern(folder: Path, pattern: str, recurse: bool) -> List[str]:
     if target.is_file():
         return [str(target)]
 
-    directory_pattern, name_pattern = os.path.split(str(target))
-    directories = sorted(path for path in glob.glob(directory_pattern, recursive=True) if os.path.isdir(path))
+    directory_pattern, name_pattern = os.path.split(os.path.relpath(target, folder))
+    directories = glob_folders(directory_pattern or os.curdir, base_folder=folder)
     files: List[str] = []
     for directory in directories:
         paths = list_files(directory, recurse=recurse)
@@ -328,3 +365,77 @@ def _files_for_pattern(folder: Path, pattern: str, recurse: bool) -> List[str]:
         # Folders can nest when the folder part has wildcards, so remove repeats and keep the order.
         files = sorted(set(files), key=lambda path: path.split(os.sep))
     return files
+
+
+def has_wildcards(pattern: str) -> bool:
+    """Return True if ``pattern`` contains ``*``, ``?`` or ``[``, the wildcards of glob_folders."""
+    return _WILDCARD_PATTERN.search(pattern) is not None
+
+
+def glob_folders(pattern: str, base_folder: Optional[os.PathLike | str] = None) -> List[str]:
+    """Return the folders that match ``pattern``, as absolute paths sorted folder by folder, without repeats.
+
+    Works like ``glob.glob(pattern, recursive=True)`` restricted to folders:
+    ``*`` matches any part of a name, and a ``**`` part matches any number
+    of folders, including none. Unlike glob, ``**`` does not descend into
+    symbolic links to folders, so a link to a folder above itself cannot make
+    the search loop. As in glob, a wildcard matches a name that starts with a
+    dot only if the pattern part starts with a dot. A part also matches the
+    folder of exactly its name, so ``scan [1]`` finds a folder of that name.
+
+    A relative pattern is relative to ``base_folder`` (default: the working
+    folder), whose own name is taken literally.
+    """
+    if os.path.isabs(pattern):
+        drive, rest = os.path.splitdrive(os.path.abspath(pattern))
+        start = drive + os.sep
+    else:
+        start = os.path.abspath(base_folder if base_folder is not None else os.curdir)
+        rest = os.path.normpath(pattern)
+    parts = [part for part in rest.split(os.sep) if part and part != os.curdir]
+    found = set(_match_folders(start, parts))
+    return sorted(found, key=lambda path: path.split(os.sep))
+
+
+def _match_folders(folder: str, parts: List[str]) -> Iterator[str]:
+    if not parts:
+        yield folder
+        return
+    part, rest = parts[0], parts[1:]
+    if part == "**":
+        for below in _folders_below(folder):
+            yield from _match_folders(below, rest)
+    elif has_wildcards(part):
+        for name in _subfolder_names(folder):
+            # A name equal to the part also matches, for folders named like 'scan [1]'.
+            matches = fnmatch.fnmatch(name, part) and (part.startswith(".") or not name.startswith("."))
+            if matches or name == part:
+                yield from _match_folders(os.path.join(folder, name), rest)
+    else:
+        path = os.path.join(folder, part)
+        if os.path.isdir(path):
+            yield from _match_folders(path, rest)
+
+
+def _subfolder_names(folder: str) -> List[str]:
+    """Return the names of the folders in ``folder``, including symbolic links to folders."""
+    try:
+        with os.scandir(folder) as entries:
+            return [entry.name for entry in entries if entry.is_dir()]
+    except OSError:
+        return []
+
+
+def _folders_below(folder: str) -> Iterator[str]:
+    """Yield ``folder`` and every folder below it, not following symbolic links to folders or hidden folders."""
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        yield current
+        try:
+            with os.scandir(current) as entries:
+                for entry in entries:
+                    if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+        except OSError:
+            continue

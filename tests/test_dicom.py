@@ -224,3 +224,36 @@ def test_select_dicom_files_reports_progress(tmp_path):
     counts = []
     select_dicom_files(paths, check_dicom=True, on_progress=counts.append)
     assert sum(counts) == 150
+
+
+# --- damaged and unreadable files ---
+
+
+@pytest.mark.parametrize("length", [141, 142, 143])
+def test_file_cut_in_meta_group_not_dicom(tmp_path, length):
+    # A copy that stopped inside the file meta group length: pydicom raises BytesLengthException.
+    path = tmp_path / "IM1"
+    path.write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:length])
+    assert is_dicom_file(path) is False
+
+
+def test_cut_file_does_not_stop_selection(tmp_path):
+    cut = tmp_path / "cut"
+    cut.write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:142])
+    whole = copy_test_file("CT_small.dcm", tmp_path / "whole")
+    assert select_dicom_files([cut, whole]) == [whole]
+
+
+def test_unreadable_file_logged_as_warning(tmp_path, monkeypatch, caplog):
+    path = copy_test_file("CT_small.dcm", tmp_path / "locked.dcm")
+    original_open = anonapi.dicom.os.open
+
+    def open_denied(file, flags, *args):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return original_open(file, flags, *args)
+
+    monkeypatch.setattr(anonapi.dicom.os, "open", open_denied)
+    assert is_dicom_file(path) is False
+    assert f"Cannot open '{path}'" in caplog.text
+    assert caplog.records[-1].levelname == "WARNING"

@@ -227,7 +227,7 @@ def test_xls_rejected(tmp_path):
 
 def test_broken_xlsx_rejected(tmp_path):
     path = tmp_path / "broken.xlsx"
-    path.write_text("not a zip file")
+    path.write_bytes(b"PK\x03\x04 damaged zip file")
     with pytest.raises(InputFileError, match="Cannot read .* as an Excel workbook"):
         read_input_file(path, InputColumn.FOLDER)
 
@@ -273,3 +273,125 @@ def test_read_text_file_undecodable(tmp_path):
     path.write_bytes(b"folder\n\x81\n")
     with pytest.raises(InputFileError, match="byte 8 is neither UTF-8 nor Windows-1252"):
         read_text_file(path)
+
+
+# --- files by content, not by extension ---
+
+
+def test_csv_named_xlsx_read_as_csv(tmp_path):
+    path = write_csv(tmp_path / "folders.xlsx", ["folder;pseudonym", "p1;A"], delimiter=";")
+    assert folders_and_pseudonyms(read_input_file(path, InputColumn.FOLDER)) == [("p1", "A")]
+
+
+def test_csv_named_xlsx_error_note(tmp_path):
+    path = write_csv(tmp_path / "folders.xlsx", ["study;pseudonym", "p1;A"])
+    with pytest.raises(InputFileError, match="read as CSV text, because it is not an Excel workbook"):
+        read_input_file(path, InputColumn.FOLDER)
+
+
+def test_xlsx_named_csv_read_as_workbook(tmp_path):
+    path = write_xlsx(tmp_path / "folders.csv", [["folder", "pseudonym"], ["p1", "A"]])
+    assert folders_and_pseudonyms(read_input_file(path, InputColumn.FOLDER)) == [("p1", "A")]
+
+
+def test_ods_rejected(tmp_path):
+    import zipfile
+
+    path = tmp_path / "folders.xlsx"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+    with pytest.raises(InputFileError, match="it is an OpenDocument spreadsheet"):
+        read_input_file(path, InputColumn.FOLDER)
+
+
+def test_ods_extension_rejected(tmp_path):
+    path = tmp_path / "folders.ods"
+    path.write_bytes(b"PK\x03\x04")
+    with pytest.raises(InputFileError, match=r"OpenDocument spreadsheets \(.ods\) are not supported"):
+        read_input_file(path, InputColumn.FOLDER)
+
+
+@pytest.mark.parametrize("name", ["folders.csv", "folders.xlsx"])
+def test_empty_file_rejected(tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(b"")
+    with pytest.raises(InputFileError, match="is empty"):
+        read_input_file(path, InputColumn.FOLDER)
+
+
+def test_binary_file_rejected(tmp_path):
+    path = tmp_path / "folders.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(InputFileError, match="it is neither CSV text nor an .xlsx workbook"):
+        read_input_file(path, InputColumn.FOLDER)
+
+
+def test_folder_given_as_input_file(tmp_path):
+    with pytest.raises(InputFileError, match="is a folder"):
+        read_input_file(tmp_path, InputColumn.FOLDER)
+
+
+def test_utf16_tab_separated(tmp_path):
+    # Excel's "Unicode text" format.
+    path = tmp_path / "folders.txt"
+    path.write_bytes("folder\tpseudonym\r\ncafé\tZoë\r\n".encode("utf-16"))
+    assert folders_and_pseudonyms(read_input_file(path, InputColumn.FOLDER)) == [("café", "Zoë")]
+
+
+# --- workbook details ---
+
+
+def test_missing_column_names_first_sheet(tmp_path):
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "Notes"
+    workbook.create_sheet("Folders").append(["folder"])
+    workbook.save(tmp_path / "folders.xlsx")
+    with pytest.raises(InputFileError, match="on its first sheet 'Notes'; other sheets are not read"):
+        read_input_file(tmp_path / "folders.xlsx", InputColumn.FOLDER)
+
+
+def test_merged_cell_hint(tmp_path):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["folder", "pseudonym"])
+    sheet.append(["p1", "A"])
+    sheet.append(["p2", None])
+    sheet.merge_cells("B2:B3")
+    workbook.save(tmp_path / "folders.xlsx")
+    with pytest.raises(InputFileError, match="row 3: .* Cell B3 is part of the merged cells B2:B3"):
+        read_input_file(tmp_path / "folders.xlsx", InputColumn.FOLDER)
+
+
+@pytest.mark.parametrize(
+    "value, number_format, expected",
+    [(7, "000", "007"), (7.0, "00000", "00007"), (1234.567, "0.0000", "1234.5670"), (2.5, "0", "3"), (7, "General", "7")],
+)
+def test_number_formats_as_excel(tmp_path, value, number_format, expected):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["accession number"])
+    sheet.append([value])
+    sheet["A2"].number_format = number_format
+    workbook.save(tmp_path / "numbers.xlsx")
+    table = read_input_file(tmp_path / "numbers.xlsx", InputColumn.ACCESSION_NUMBER)
+    assert table.rows[0].accession_number == expected
+
+
+# --- pseudonyms that conflict within the file ---
+
+
+def test_same_folder_two_pseudonyms(tmp_path):
+    path = write_csv(tmp_path / "f.csv", ["folder,pseudonym", "p1,A", "p1\\,B"])
+    with pytest.raises(InputFileError, match="line 3: folder 'p1\\\\' has pseudonym 'B', but line 2 gives it pseudonym 'A'"):
+        read_input_file(path, InputColumn.FOLDER)
+
+
+def test_same_pseudonym_two_accession_numbers(tmp_path):
+    path = write_xlsx(tmp_path / "f.xlsx", [["acc nr", "pseudonym"], ["111", "X"], ["222", "X"]])
+    with pytest.raises(InputFileError, match="row 3: pseudonym 'X' is also used for accession number '111' on row 2"):
+        read_input_file(path, InputColumn.ACCESSION_NUMBER)
+
+
+def test_repeated_row_allowed(tmp_path):
+    path = write_csv(tmp_path / "f.csv", ["folder,pseudonym", "p1,A", "p1/,A"])
+    assert len(read_input_file(path, InputColumn.FOLDER).rows) == 2

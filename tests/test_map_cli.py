@@ -375,3 +375,107 @@ def test_map_help_lists_commands():
     output = run_anon("map", "--help").stdout
     for command in ("activate", "add-accession-numbers", "add-selection", "add-study-folders", "delete", "edit", "init", "status"):
         assert command in output
+
+
+# --- input files and paths as Windows users write them ---
+
+
+def test_add_study_folders_input_file_backslashes(in_data):
+    lines = ["folder;pseudonym", "patient1\\study;Zoë", "patient2\\study\\;P2", ";", ""]
+    (in_data / "data" / "folders.csv").write_bytes("\r\n".join(lines).encode("cp1252"))
+    result = run_anon("map", "add-study-folders", "--input-file", "folders.csv")
+    assert result.exit_code == 0, result.stderr
+    assert rows(in_data) == [
+        ("fileselection:patient1/study/fileselection.txt", "Zoë"),
+        ("fileselection:patient2/study/fileselection.txt", "P2"),
+    ]
+
+
+def test_add_study_folders_backslash_argument(in_data):
+    result = run_anon("map", "add-study-folders", "patient*\\study")
+    assert result.exit_code == 1  # patient3/study has no DICOM files
+    assert [source for source, _ in rows(in_data)] == [
+        "fileselection:patient1/study/fileselection.txt",
+        "fileselection:patient2/study/fileselection.txt",
+    ]
+
+
+def test_add_study_folders_input_file_unc_paths(in_data):
+    lines = ["folder,pseudonym", "\\\\localhost\\share\\patient2\\study,P2"]
+    (in_data / "data" / "folders.csv").write_text("\r\n".join(lines))
+    result = run_anon("map", "add-study-folders", "-f", "folders.csv")
+    assert result.exit_code == 0, result.stderr
+    assert rows(in_data) == [("fileselection:patient2/study/fileselection.txt", "P2")]
+
+
+def test_add_study_folders_empty_argument(in_data):
+    result = run_anon("map", "add-study-folders", "")
+    assert result.exit_code == 1
+    assert "the path is empty" in result.stderr
+    assert rows(in_data) == []
+
+
+def test_add_study_folders_input_file_pseudonym_twice(in_data):
+    (in_data / "data" / "folders.csv").write_text("folder,pseudonym\npatient1/study,A\npatient2/study,A\n")
+    result = run_anon("map", "add-study-folders", "-f", "folders.csv")
+    assert result.exit_code == 1
+    assert "folders.csv', line 3: pseudonym 'A' is also used for folder 'patient1/study' on line 2" in result.stderr
+
+
+def test_add_study_folders_input_file_folder_twice(in_data):
+    (in_data / "data" / "folders.csv").write_text("folder,pseudonym\npatient1/study,A\npatient1\\study\\,B\n")
+    result = run_anon("map", "add-study-folders", "-f", "folders.csv")
+    assert result.exit_code == 1
+    assert "line 3: folder 'patient1\\study\\' has pseudonym 'B', but line 2 gives it pseudonym 'A'" in result.stderr
+    assert rows(in_data) == []
+
+
+def test_add_study_folders_input_file_is_ods(in_data):
+    (in_data / "data" / "folders.ods").write_bytes(b"PK\x03\x04")
+    result = run_anon("map", "add-study-folders", "-f", "folders.ods")
+    assert result.exit_code == 1
+    assert "OpenDocument spreadsheets (.ods) are not supported" in result.stderr
+
+
+def test_add_study_folders_cut_dicom_file(in_data):
+    cut = in_data / "data" / "patient1" / "study" / "IM2"
+    cut.write_bytes(Path(get_testdata_file("CT_small.dcm")).read_bytes()[:142])
+    result = run_anon("map", "add-study-folders", "patient1/study")
+    assert result.exit_code == 0, result.stderr
+    selection = FileSelectionFile(in_data / "data" / "patient1" / "study" / "fileselection.txt").load()
+    assert selection.selected_paths == ["1.dcm"]
+
+
+def test_add_study_folders_read_only_study_folder(in_data, monkeypatch):
+    def write_denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("anonapi.selection.atomic_write_text", write_denied)
+    result = run_anon("map", "add-study-folders", "patient1/study")
+    assert result.exit_code == 1
+    assert "Cannot write '" in result.stderr
+    assert "fileselection.txt': permission denied" in result.stderr
+    assert rows(in_data) == []
+
+
+# --- status and delete ---
+
+
+def test_status_shows_values_as_written(initialized):
+    (initialized / "anon_mapping.csv").write_text(
+        "## Mapping ##\nsource,pseudo_id,pseudo_name,description\naccession_number:1.50,0012,1e5,1.50\n"
+    )
+    output = run_anon("map", "status").stdout
+    assert "accession_number:1.50  0012         1e5            1.50" in output
+
+
+def test_delete_permission_denied(initialized, monkeypatch):
+    def unlink_denied(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", unlink_denied)
+    result = run_anon("map", "delete", "--yes")
+    assert result.exit_code == 1
+    assert "Cannot delete" in result.stderr
+    assert "close it in the other program and try again" in result.stderr
+    assert load_settings().active_mapping_file is not None

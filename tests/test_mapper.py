@@ -415,3 +415,54 @@ def test_add_row_pseudonym_taken():
 def test_check_new_pseudonyms_within_batch():
     with pytest.raises(MappingError, match="Pseudonym 'X' for folder:b is already used for folder:a"):
         check_new_pseudonyms(Mapping(), [(FolderIdentifier("a"), "X"), (FolderIdentifier("b"), "X")])
+
+
+# --- files as Excel and editors save them ---
+
+
+def test_read_quoted_value_after_space(tmp_path):
+    text = '## Mapping ##\nsource; pseudo_id; description\nfolder:a; 001; "first; with separator"\n'
+    rows = write_mapping(tmp_path / "m.csv", text).load().rows
+    assert rows[0].description == "first; with separator"
+
+
+def test_parse_errors_one_other_line(tmp_path):
+    text = "## Mapping ##\nsource\nbad:1\nbad:2\n"
+    with pytest.raises(MappingError, match="line 3: .* Line 4 has problems too.$"):
+        write_mapping(tmp_path / "m.csv", text).load()
+
+
+def test_read_excel_unicode_text(tmp_path):
+    # Excel's "Unicode text" format: UTF-16 with byte order mark, separated by tabs.
+    text = "## Options ##\r\nproject\tWetenschap\r\n## Mapping ##\r\nsource\tpseudo_id\tdescription\r\nfolder:a\t001\tZoë\r\n"
+    path = tmp_path / "anon_mapping.csv"
+    path.write_bytes(text.encode("utf-16"))
+    mapping = MappingFile(path).load()
+    assert mapping.options.project == "Wetenschap"
+    assert (mapping.rows[0].pseudo_id, mapping.rows[0].description) == ("001", "Zoë")
+
+
+@pytest.mark.parametrize("start", [b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"])
+def test_workbook_saved_as_mapping(tmp_path, start):
+    path = tmp_path / "anon_mapping.csv"
+    path.write_bytes(start + b"\x00" * 200)
+    with pytest.raises(MappingError, match="it is a spreadsheet workbook, not text. Open it in Excel and save it as CSV"):
+        MappingFile(path).load()
+
+
+def test_binary_file_as_mapping(tmp_path):
+    path = tmp_path / "anon_mapping.csv"
+    path.write_bytes(b"## Mapping ##\x00\x01\x02")
+    with pytest.raises(MappingError, match="it is not a text file"):
+        MappingFile(path).load()
+
+
+def test_delete_held_open(tmp_path, monkeypatch):
+    mapping_file = write_mapping(tmp_path / "m.csv", "## Mapping ##\nsource\n")
+
+    def unlink_held_by_excel(self, missing_ok=False):
+        raise PermissionError(13, "The process cannot access the file because it is being used by another process")
+
+    monkeypatch.setattr(Path, "unlink", unlink_held_by_excel)
+    with pytest.raises(FileLockedError, match="Cannot delete .* close it in the other program and try again"):
+        mapping_file.delete()

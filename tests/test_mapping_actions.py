@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -295,3 +296,59 @@ def test_add_file_selection_invalid(mapping_file, share):
     (share / "fileselection.txt").write_text("selected_paths: [\n")
     with pytest.raises(FileSelectionError, match="not valid YAML"):
         add_file_selection(mapping_file, share / "fileselection.txt", unc_resolver(mapping_file, share))
+
+
+# --- folder patterns as Windows users write them ---
+
+
+def test_expand_folder_patterns_backslashes(share):
+    folders = expand_folder_patterns(["patient1\\study", "patient3\\raw\\"], share)
+    assert [folder.relative_to(share).as_posix() for folder in folders] == ["patient1/study", "patient3/raw"]
+
+
+def test_expand_folder_patterns_backslash_wildcard(share):
+    folders = expand_folder_patterns(["patient*\\study"], share)
+    assert [folder.relative_to(share).as_posix() for folder in folders] == ["patient1/study", "patient2/study", "patient4/study"]
+
+
+def test_expand_folder_patterns_unc_path(share):
+    mounts = [ShareMount(unc="\\\\srv\\share", local_path=str(share.parent))]
+    folders = expand_folder_patterns(["\\\\srv\\share\\data\\patient2\\study"], share, mounts=mounts)
+    assert folders == [share / "patient2" / "study"]
+
+
+def test_expand_folder_patterns_unc_not_mounted(share):
+    with pytest.raises(UserInputError, match="does not report where the share is mounted"):
+        expand_folder_patterns(["\\\\srv\\other\\patient2"], share, mounts=[])
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="drive letters are valid there")
+def test_expand_folder_patterns_drive_letter(share):
+    with pytest.raises(UserInputError, match="drive letters only exist on Windows"):
+        expand_folder_patterns(["H:\\data\\patient1"], share)
+
+
+@pytest.mark.parametrize("pattern", ["", "  "])
+def test_expand_folder_patterns_empty(share, pattern):
+    with pytest.raises(UserInputError, match="the path is empty"):
+        expand_folder_patterns([pattern], share)
+
+
+def test_expand_folder_patterns_bracket_name(share):
+    copy_test_file("CT_small.dcm", share / "scan [1]" / "1.dcm")
+    assert expand_folder_patterns(["scan [1]"], share) == [share / "scan [1]"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need extra rights on Windows")
+def test_expand_folder_patterns_symlink_loop(share):
+    (share / "patient1" / "up").symlink_to(share)
+    (share / "patient1" / "up2").symlink_to(share)
+    folders = expand_folder_patterns(["**/raw"], share)
+    assert [folder.relative_to(share).as_posix() for folder in folders] == ["patient3/raw"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need extra rights on Windows")
+def test_expand_folder_patterns_link_counts_once(share):
+    (share / "link_to_patient2").symlink_to(share / "patient2")
+    folders = expand_folder_patterns(["patient2/study", "link_to_patient2/study"], share)
+    assert folders == [share / "patient2" / "study"]

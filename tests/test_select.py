@@ -12,9 +12,10 @@ import yaml
 from click.testing import CliRunner
 from pydicom.data import get_testdata_file
 
+import anonapi.selection
 from anonapi.cli.main import cli
-from anonapi.exceptions import FileSelectionError, UserInputError
-from anonapi.selection import FileSelectionFile, find_matching_files, select_files
+from anonapi.exceptions import FileLockedError, FileSelectionError, UserInputError
+from anonapi.selection import FileSelectionFile, find_matching_files, glob_folders, select_files
 
 UPSTREAM_SELECTION = Path(__file__).parent / "data" / "upstream-2.1.2" / "fileselection.txt"
 
@@ -155,6 +156,11 @@ def test_find_matching_files(patient_folder, patterns, excludes, expected):
     assert [path.relative_to(patient_folder).as_posix() for path in found] == expected
 
 
+def test_find_matching_files_backslash_exclude(patient_folder):
+    found = find_matching_files(patient_folder, ["*"], exclude_patterns=["study2\\*", "screenshots\\*"])
+    assert [path.relative_to(patient_folder).as_posix() for path in found] == ["study1/bigfile.raw", "study1/file1.dcm"]
+
+
 def test_find_matching_files_no_recurse(patient_folder):
     (patient_folder / "top.dcm").write_text("x")
     found = find_matching_files(patient_folder, ["*"], recurse=False)
@@ -225,7 +231,9 @@ def test_cli_add_no_check_dicom(in_patient_folder):
 
 def test_cli_add_no_recurse(in_patient_folder):
     result = run_anon("select", "add", "--no-recurse", "*")
-    assert "Found 0 matching files" in result.stdout
+    assert result.exit_code == 1
+    assert "No files match '*' in" in result.stderr
+    assert "(subfolders not searched)" in result.stderr
 
 
 def test_cli_add_outside_folder(in_patient_folder):
@@ -288,3 +296,107 @@ def test_selection_yaml_is_plain(in_patient_folder):
     run_anon("select", "add", "study1/*")
     content = yaml.safe_load((in_patient_folder / "fileselection.txt").read_text())
     assert list(content) == ["description", "id", "selected_paths"]
+
+
+# --- patterns that match nothing, links and odd folder names ---
+
+
+def test_cli_add_no_match_writes_nothing(tmp_path, monkeypatch):
+    copy_test_file("CT_small.dcm", tmp_path / "study" / "1.dcm")
+    monkeypatch.chdir(tmp_path)
+    result = run_anon("select", "add", "nothing*")
+    assert result.exit_code == 1
+    assert "No files match 'nothing*' in" in result.stderr
+    assert not (tmp_path / "fileselection.txt").exists()
+
+
+def test_cli_add_no_dicom_keeps_selection(in_patient_folder):
+    before = (in_patient_folder / "fileselection.txt").read_bytes()
+    result = run_anon("select", "add", "screenshots")
+    assert result.exit_code == 1
+    assert "None of the 1 files matching 'screenshots'" in result.stderr
+    assert "--no-check-dicom" in result.stderr
+    assert (in_patient_folder / "fileselection.txt").read_bytes() == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need extra rights on Windows")
+def test_cli_add_symlink_loop(in_patient_folder):
+    (in_patient_folder / "study1" / "loop").symlink_to(in_patient_folder)
+    (in_patient_folder / "study1" / "loop2").symlink_to(in_patient_folder)
+    result = run_anon("select", "add", "**/*.dcm")
+    assert result.exit_code == 0, result.output
+    assert selected(in_patient_folder) == ["study1/file1.dcm"]
+
+
+def test_find_matching_files_in_bracket_folder(tmp_path):
+    folder = tmp_path / "scan [1]"
+    copy_test_file("CT_small.dcm", folder / "1.dcm")
+    assert find_matching_files(folder, ["*"]) == [folder / "1.dcm"]
+
+
+def test_find_matching_files_bracket_folder_pattern(tmp_path):
+    copy_test_file("CT_small.dcm", tmp_path / "scan [1]" / "1.dcm")
+    assert find_matching_files(tmp_path, ["scan [1]/*"]) == [tmp_path / "scan [1]" / "1.dcm"]
+
+
+# --- glob_folders ---
+
+
+@pytest.fixture
+def folder_tree(tmp_path) -> Path:
+    for folder in ("a/b/raw", "a/.hidden/raw", "c/raw"):
+        (tmp_path / folder).mkdir(parents=True)
+    return tmp_path
+
+
+def relative_folders(folders, base: Path) -> list:
+    return [Path(folder).relative_to(base).as_posix() for folder in folders]
+
+
+@pytest.mark.parametrize(
+    "pattern, expected",
+    [
+        ("**/raw", ["a/b/raw", "c/raw"]),
+        ("*", ["a", "c"]),
+        ("a/**", ["a", "a/b", "a/b/raw"]),
+        ("a/.*", ["a/.hidden"]),
+        ("nothing/*", []),
+    ],
+)
+def test_glob_folders(folder_tree, pattern, expected):
+    assert relative_folders(glob_folders(pattern, base_folder=folder_tree), folder_tree) == expected
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="symbolic links need extra rights on Windows")
+def test_glob_folders_symlink_loop(folder_tree):
+    # Two links to a folder above them would make glob.glob('**') visit 2**40 paths.
+    (folder_tree / "a" / "b" / "up1").symlink_to(folder_tree)
+    (folder_tree / "a" / "b" / "up2").symlink_to(folder_tree)
+    assert relative_folders(glob_folders("**/raw", base_folder=folder_tree), folder_tree) == ["a/b/raw", "c/raw"]
+
+
+def test_glob_folders_absolute_pattern(folder_tree):
+    assert glob_folders(str(folder_tree / "*" / "raw")) == [str(folder_tree / "c" / "raw")]
+
+
+# --- write errors ---
+
+
+def test_save_permission_denied(tmp_path, monkeypatch):
+    def write_denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(anonapi.selection, "atomic_write_text", write_denied)
+    with pytest.raises(FileLockedError, match="Cannot write .*fileselection.txt': permission denied"):
+        FileSelectionFile(tmp_path / "fileselection.txt").save()
+
+
+def test_cli_delete_permission_denied(in_patient_folder, monkeypatch):
+    def unlink_denied(self, missing_ok=False):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "unlink", unlink_denied)
+    result = run_anon("select", "delete", "--yes")
+    assert result.exit_code == 1
+    assert "Cannot delete" in result.stderr
+    assert "Traceback" not in result.output

@@ -102,14 +102,16 @@ def status(context: AnonCommandContext) -> None:
         (name, getattr(options, name) or "(not set)")
         for name in ("root_source_path", "project", "destination_path", "pims_key")
     ]
-    click.echo(tabulate(option_rows, tablefmt="plain"))
+    click.echo(tabulate(option_rows, tablefmt="plain", disable_numparse=True))
     click.echo(f"{len(mapping.rows)} rows")
     if mapping.rows:
         table = [
             (row.source.to_string(), row.pseudo_id or "", row.pseudo_name or "", row.description or "")
             for row in mapping.rows[:STATUS_ROW_LIMIT]
         ]
-        click.echo(tabulate(table, headers=["source", "pseudo_id", "pseudo_name", "description"]))
+        # disable_numparse: show pseudonyms such as 1e5 or 0012 as written, not as numbers.
+        headers = ["source", "pseudo_id", "pseudo_name", "description"]
+        click.echo(tabulate(table, headers=headers, disable_numparse=True))
     if len(mapping.rows) > STATUS_ROW_LIMIT:
         click.echo(f"... and {len(mapping.rows) - STATUS_ROW_LIMIT} more rows. 'anon map edit' shows them all.")
 
@@ -169,14 +171,15 @@ def add_study_folders(context: AnonCommandContext, paths: Tuple[str, ...], input
     from anonapi import mapping_actions
     from anonapi.inputfile import InputColumn, read_input_file
 
+    unc_paths = context.settings.unc_paths
     folders: List[Tuple[Path, Optional[str]]] = [
-        (folder, None) for folder in mapping_actions.expand_folder_patterns(paths, context.current_dir)
+        (folder, None) for folder in mapping_actions.expand_folder_patterns(paths, context.current_dir, unc_paths)
     ]
     if input_file is not None:
         table = read_input_file(context.current_dir / input_file, InputColumn.FOLDER)
         for row in table.rows:
             try:
-                matched = mapping_actions.expand_folder_patterns([row.folder], context.current_dir)
+                matched = mapping_actions.expand_folder_patterns([row.folder], context.current_dir, unc_paths)
             except UserInputError as error:
                 raise UserInputError(f"{error} (input file '{input_file}', row {row.row_number})") from None
             folders.extend((folder, row.pseudonym) for folder in matched)

@@ -115,15 +115,15 @@ def edit(context: AnonCommandContext) -> None:
 @pass_anon_context
 def delete(context: AnonCommandContext, yes: bool) -> None:
     """Delete the selection file in the current folder."""
-    from anonapi.selection import DEFAULT_SELECTION_FILE_NAME
+    from anonapi.selection import DEFAULT_SELECTION_FILE_NAME, FileSelectionFile
 
-    path = context.current_dir / DEFAULT_SELECTION_FILE_NAME
-    if not path.is_file():
+    selection = FileSelectionFile(context.current_dir / DEFAULT_SELECTION_FILE_NAME)
+    if not selection.exists():
         raise FileSelectionError(f"No file selection in '{context.current_dir}': '{DEFAULT_SELECTION_FILE_NAME}' not found.")
     if not yes:
-        click.confirm(f"Delete '{path}'?", abort=True)
-    path.unlink()
-    click.echo(f"Deleted '{path}'.")
+        click.confirm(f"Delete '{selection.path}'?", abort=True)
+    selection.delete()
+    click.echo(f"Deleted '{selection.path}'.")
 
 
 def _load_selection(context: AnonCommandContext):
