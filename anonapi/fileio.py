@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,7 +82,7 @@ def file_lock(path: PathLike, timeout: float = 30.0) -> Iterator[None]:
     while True:
         try:
             descriptor = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(descriptor, str(os.getpid()).encode())
+            os.write(descriptor, f"{os.getpid()} {socket.gethostname()}".encode())
             os.close(descriptor)
             break
         except FileExistsError:
@@ -104,5 +106,26 @@ def file_lock(path: PathLike, timeout: float = 30.0) -> Iterator[None]:
 
 def _remove_stale_lock(lock_path: Path, max_age: float) -> None:
     with contextlib.suppress(OSError):
-        if time.time() - lock_path.stat().st_mtime > max_age:
+        if _owner_has_exited(lock_path) or time.time() - lock_path.stat().st_mtime > max_age:
             lock_path.unlink()
+
+
+def _owner_has_exited(lock_path: Path) -> bool:
+    """Return whether the lock's owner ran on this host and is no longer running."""
+    if sys.platform == "win32":
+        # os.kill(pid, 0) terminates the process on Windows, so only the age check applies there.
+        return False
+    try:
+        pid_text, _, host = lock_path.read_text().partition(" ")
+        pid = int(pid_text)
+    except (OSError, ValueError):
+        return False
+    if host.strip() != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
