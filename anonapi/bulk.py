@@ -50,7 +50,8 @@ def run_bulk(
     if not ids:
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(ids)))) as executor:
+    executor = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(ids))))
+    try:
         futures = {executor.submit(operation, job_id): job_id for job_id in ids}
         for future in as_completed(futures):
             job_id = futures[future]
@@ -63,4 +64,8 @@ def run_bulk(
                 logger.info("Job %s failed: %s", job_id, caught)
             if on_done is not None:
                 on_done(job_id, error)
+    finally:
+        # After Ctrl+C or a bug, operations not yet started are dropped: only the
+        # ones already running finish. A with-block would run all of them first.
+        executor.shutdown(wait=True, cancel_futures=True)
     return result

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,22 +43,77 @@ DEFAULT_MAX_RETRIES = 3
 # of it is briefly overloaded or restarting.
 RETRY_STATUS_CODES = (502, 503, 504)
 
-# A longer Retry-After than this is not waited for.
+# A server that sends a longer Retry-After than this is not tried again: the
+# error is raised at once instead of after minutes of waiting.
 MAX_RETRY_AFTER_SECONDS = 30.0
 
 # get_jobs_list takes this many ids per request, to keep request bodies small.
 JOB_IDS_PER_REQUEST = 100
 
+# Marks WebAPIClient._direct_transport before the first call decides it.
+_UNDECIDED = object()
+
+# Connections kept open per server, for the threads of bulk operations that
+# share one client. anonapi.settings limits max_concurrent_requests to this.
+CONNECTION_POOL_SIZE = 32
+
 
 def mask_url(url: str) -> str:
     """Return ``url`` with any user name and password replaced by ``***``, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+    except ValueError:
+        # urlsplit and .port reject malformed URLs such as 'http://[::1/p' or
+        # port 99999, which still have to appear in the error message.
+        return _USER_INFO_PATTERN.sub("//***@", url)
     return urlunsplit((parts.scheme, f"***@{host}", parts.path, parts.query, parts.fragment))
+
+
+# The user name and password part of a URL: from '//' up to the last '@' before the path.
+_USER_INFO_PATTERN = re.compile(r"//[^/?#]*@")
+
+
+def check_token(token: str) -> None:
+    """Check that ``token`` can be sent in an HTTP header, without showing it.
+
+    :raises ConfigurationError: naming the position of the first invalid character
+    """
+    # A regular expression, because this runs before every call and a loop over the characters costs 20 us.
+    match = _UNSENDABLE_CHARACTER.search(token)
+    if match is not None:
+        raise ConfigurationError(
+            f"The token contains a character that cannot be sent in an HTTP header "
+            f"(character {match.start() + 1} of {len(token)}, code {ord(match.group())}). "
+            "Set the token again with 'anon settings user set-token'."
+        )
+
+
+# Control characters, DEL and characters beyond Latin-1.
+_UNSENDABLE_CHARACTER = re.compile(r"[^\x20-\x7e\x80-\xff]")
+
+
+class _TokenAuth:
+    """Sets ``Authorization: Token <token>`` on each request.
+
+    Given as the session's ``auth``, it takes precedence over a user name and
+    password in the URL and over ~/.netrc, which requests would otherwise send
+    as basic authentication in place of the token.
+    """
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request):
+        request.headers["Authorization"] = f"Token {self.token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_TokenAuth(token=***)"
 
 
 class WebAPIClient:
@@ -64,7 +121,9 @@ class WebAPIClient:
 
     Every request carries ``Authorization: Token <token>`` and the form field
     ``user_name``. Arguments are form-encoded in the body for GET and POST,
-    and list values are sent as repeated fields.
+    and list values are sent as repeated fields. Calls go out through
+    ``anonapi.transport.DirectTransport`` where it behaves like requests, and
+    through a requests session otherwise (proxies, redirects).
 
     :param hostname: base URL of the API, for example ``https://host/p01``
     :param timeout: (connect, read) timeouts in seconds
@@ -90,9 +149,14 @@ class WebAPIClient:
         self.token = token
         self.validate_https = validate_https
         self.timeout = tuple(timeout)
+        if len(self.timeout) != 2 or not all(
+            isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0 for seconds in self.timeout
+        ):
+            raise ValueError(f"timeout must be (connect, read) in seconds, both finite and above 0, got {timeout!r}")
         self.max_retries = max_retries
         self._session = None
         self._session_lock = threading.Lock()
+        self._direct_transport: Any = _UNDECIDED
 
     def __str__(self) -> str:
         return f"WebAPIClient for {self.username}@{mask_url(self.hostname)}"
@@ -142,6 +206,9 @@ class WebAPIClient:
         if self._session is not None:
             self._session.close()
             self._session = None
+        direct = self._direct_transport
+        if direct is not _UNDECIDED and direct is not None:
+            direct.close()
 
     def _get_session(self):
         with self._session_lock:
@@ -150,12 +217,18 @@ class WebAPIClient:
                 from requests.adapters import HTTPAdapter
 
                 session = requests.Session()
-                # Room for the threads of bulk operations that share this client.
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=CONNECTION_POOL_SIZE, max_retries=0)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
-                session.headers["Authorization"] = f"Token {self.token}"
+                session.auth = _TokenAuth(self.token)
                 session.verify = self.validate_https
+                if not self.validate_https:
+                    # The user chose this with 'anon settings set-validate-ssl false' and was
+                    # warned then. urllib3 would print a multi-line warning for every host.
+                    import urllib3
+
+                    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+                    logger.info("TLS certificate verification is off for %s", mask_url(self.hostname))
                 self._session = session
             return self._session
 
@@ -173,27 +246,67 @@ class WebAPIClient:
             except _RetryableConnectionError as error:
                 if is_last_attempt:
                     raise error.cause from error.cause.__cause__
-                self._wait_before_retry(attempt, method, url, str(error.cause))
+                self._wait_before_retry(attempt, method, url, str(error.cause), self._retry_delay(attempt))
                 continue
 
             logger.debug(
                 "%s %s -> %s in %.2f s", method, mask_url(url), response.status_code, time.monotonic() - started
             )
             if response.status_code in RETRY_STATUS_CODES and not is_last_attempt:
-                self._wait_before_retry(
-                    attempt, method, url, f"status {response.status_code}", response.headers.get("Retry-After")
+                delay = self._retry_delay(attempt, response.headers.get("Retry-After"))
+                if delay is not None:
+                    self._wait_before_retry(attempt, method, url, f"status {response.status_code}", delay)
+                    continue
+                logger.info(
+                    "%s %s: status %s with Retry-After %s, longer than %g s, so not retried",
+                    method, mask_url(url), response.status_code, response.headers.get("Retry-After"),
+                    MAX_RETRY_AFTER_SECONDS,
                 )
-                continue
             return self._parse_response(response, function_name, url)
 
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def _get_direct_transport(self):
+        """Return the DirectTransport for this client's server, or None where requests has to send."""
+        with self._session_lock:
+            if self._direct_transport is _UNDECIDED:
+                from anonapi.transport import DirectTransport
+
+                self._direct_transport = DirectTransport.create(
+                    self.hostname, self.token, self.validate_https, CONNECTION_POOL_SIZE
+                )
+                if self._direct_transport is not None and not self.validate_https:
+                    logger.info("TLS certificate verification is off for %s", mask_url(self.hostname))
+            return self._direct_transport
+
     def _send(self, method: str, url: str, data: Dict[str, Any]):
+        check_token(self.token)
+        failure = None
+        direct = self._get_direct_transport()
+        if direct is not None and direct.accepts(url):
+            from anonapi.transport import DirectTransportError
+
+            try:
+                response = direct.request(method, url, data, self.timeout)
+            except DirectTransportError as error:
+                failure = error.as_requests_error()
+            else:
+                # None for a redirect, which requests follows after sending the request again.
+                # NOTE: so a POST reaches a redirecting URL twice. That assumes the
+                # server did not act on a request that it answered with a redirect.
+                if response is not None:
+                    return response
+
         import requests
 
         session = self._get_session()
         try:
-            return session.request(method, url, data=data, timeout=self.timeout)
+            if failure is not None:
+                # Raised here, so that the handlers below translate it like an error of requests.
+                raise failure
+            # verify is given per request as well: requests ignores session.verify=False
+            # when REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is set (requests 2.34.2, reported as psf/requests issue 3829).
+            return session.request(method, url, data=data, timeout=self.timeout, verify=self.validate_https)
         except requests.exceptions.SSLError as error:
             raise ServerNotReachableError(
                 f"TLS connection to {mask_url(url)} failed: {_innermost_message(error)}. If the server uses a "
@@ -219,13 +332,26 @@ class WebAPIClient:
                 f"Could not reach {mask_url(url)}: {describe_connection_error(error)}.", url=url
             )
             raise _RetryableConnectionError(_chained(unreachable, error)) from error
+        except requests.exceptions.InvalidHeader as error:
+            # requests puts the header value, so the token, in this message: it is not shown.
+            raise ConfigurationError(
+                f"Request to {mask_url(url)} failed: the user name or token contains characters that cannot be "
+                "sent in an HTTP header. Set them again with 'anon settings user set-username NAME' and "
+                "'anon settings user set-token'."
+            ) from None
         except (
             requests.exceptions.InvalidURL,
             requests.exceptions.MissingSchema,
             requests.exceptions.InvalidSchema,
+            ValueError,
         ) as error:
+            # requests' message repeats the URL, with any password in it, so it is not shown.
+            if isinstance(error, (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+                problem = "it does not start with http:// or https://"
+            else:
+                problem = "its host or port cannot be read"
             raise ConfigurationError(
-                f"Invalid server URL '{mask_url(self.hostname)}': {error}. Use a URL such as https://host/path."
+                f"Invalid server URL '{mask_url(self.hostname)}': {problem}. Use a URL such as https://host/path."
             ) from error
         except requests.exceptions.RequestException as error:
             # For example a response cut off halfway (ChunkedEncodingError).
@@ -235,15 +361,25 @@ class WebAPIClient:
                 url=url,
             ) from error
 
-    def _wait_before_retry(
-        self, attempt: int, method: str, url: str, reason: str, retry_after: Optional[str] = None
-    ) -> None:
+    def _retry_delay(self, attempt: int, retry_after: Optional[str] = None) -> Optional[float]:
+        """Return the seconds to wait before retry ``attempt``, or None if the server asks for too long.
+
+        A Retry-After in seconds lengthens the backoff. Other forms (an HTTP date) are ignored.
+        """
         delay = self.backoff_factor * (2 ** (attempt - 1))
-        if retry_after is not None:
-            try:
-                delay = min(max(delay, float(retry_after)), MAX_RETRY_AFTER_SECONDS)
-            except ValueError:
-                pass
+        if retry_after is None:
+            return delay
+        try:
+            requested = float(retry_after)
+        except ValueError:
+            return delay
+        if math.isnan(requested):
+            return delay
+        if requested > MAX_RETRY_AFTER_SECONDS:
+            return None
+        return max(delay, requested)
+
+    def _wait_before_retry(self, attempt: int, method: str, url: str, reason: str, delay: float) -> None:
         logger.info(
             "%s %s failed (%s), retry %d of %d in %.1f s",
             method, mask_url(url), reason, attempt, self.max_retries, delay,
@@ -455,7 +591,7 @@ class AnonClientTool:
         :raises APIError: if the job does not exist
         """
         response = self.get_client(server.url).get("get_job", job_id=job_id)
-        return _job_info_from_response(response, job_id)
+        return _job_info_from_response(response, server, "get_job", job_id)
 
     def get_job_info_list(
         self, server: RemoteAnonServer, job_ids: Iterable[Any], get_extended_info: bool = False
@@ -465,6 +601,8 @@ class AnonClientTool:
         Ids that do not exist on the server are left out. Large lists are sent
         in several requests, some of them at the same time.
         """
+        if isinstance(job_ids, (str, int)):
+            job_ids = [job_ids]
         ids = [str(job_id) for job_id in job_ids]
         if not ids:
             return JobsInfoList([])
@@ -473,26 +611,30 @@ class AnonClientTool:
         chunks = [ids[start:start + JOB_IDS_PER_REQUEST] for start in range(0, len(ids), JOB_IDS_PER_REQUEST)]
 
         def fetch(chunk: List[str]) -> JobsInfoList:
-            return parse_job_info_map(client.get(function_name, job_ids=chunk))
+            return _jobs_from_response(client.get(function_name, job_ids=chunk), server, function_name)
 
         if len(chunks) == 1:
             results = [fetch(chunks[0])]
         else:
-            with ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrent_requests, len(chunks)))) as executor:
+            executor = ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrent_requests, len(chunks))))
+            try:
                 results = list(executor.map(fetch, chunks))
+            finally:
+                # After an error or Ctrl+C, the chunks not yet started are not sent.
+                executor.shutdown(wait=True, cancel_futures=True)
 
         by_id = {str(info.job_id): info for result in results for info in result}
         return JobsInfoList([by_id[job_id] for job_id in ids if job_id in by_id])
 
     def get_jobs(self, server: RemoteAnonServer) -> JobsInfoList:
         """Return the server's latest jobs, newest first."""
-        jobs = parse_job_info_map(self.get_client(server.url).get("get_jobs"))
+        jobs = _jobs_from_response(self.get_client(server.url).get("get_jobs"), server, "get_jobs")
         return JobsInfoList(sorted(jobs, key=lambda info: info.job_id or 0, reverse=True))
 
     def cancel_job(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
         """Cancel a job: its status becomes INACTIVE."""
         response = self.get_client(server.url).post("cancel_job", job_id=job_id)
-        return _job_info_from_response(response, job_id)
+        return _job_info_from_response(response, server, "cancel_job", job_id)
 
     def reset_job(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
         """Make a job ACTIVE again with its file counts and error cleared, so the server processes it again."""
@@ -505,7 +647,7 @@ class AnonClientTool:
             # The server does not take an empty string here.
             error=" ",
         )
-        return _job_info_from_response(response, job_id)
+        return _job_info_from_response(response, server, "modify_job", job_id)
 
     def set_opt_out_ignore(self, server: RemoteAnonServer, job_id: Any, reason: str) -> JobInfo:
         """Let a job go ahead although the patient opted out, recording why (for example the consent obtained)."""
@@ -515,7 +657,7 @@ class AnonClientTool:
             source_ignore_opt_out=True,
             source_ignore_opt_out_reason=f"Reason: {reason}",
         )
-        return _job_info_from_response(response, job_id)
+        return _job_info_from_response(response, server, "modify_job", job_id)
 
     def create_path_job(
         self,
@@ -543,7 +685,7 @@ class AnonClientTool:
                 description=description,
             ),
         )
-        return _job_info_from_response(response)
+        return _job_info_from_response(response, server, "create_job")
 
     def create_pacs_job(
         self,
@@ -582,7 +724,7 @@ class AnonClientTool:
                 description=description,
             ),
         )
-        return _job_info_from_response(response)
+        return _job_info_from_response(response, server, "create_job")
 
     def get_token(self, server: RemoteAnonServer, password: str) -> str:
         """Ask the server for a new token for this user.
@@ -602,11 +744,32 @@ class AnonClientTool:
         return token
 
 
-def _job_info_from_response(response: Dict[str, Any], job_id: Any = None) -> JobInfo:
+def _job_info_from_response(
+    response: Dict[str, Any], server: RemoteAnonServer, function_name: str, job_id: Any = None
+) -> JobInfo:
     fields = dict(response)
     if fields.get("job_id") is None and job_id is not None:
         fields["job_id"] = job_id
-    return JobInfo.from_json(fields)
+    try:
+        return JobInfo.from_json(fields)
+    except (TypeError, ValueError) as error:
+        raise _unreadable_job_info(server, function_name, error) from error
+
+
+def _jobs_from_response(response: Dict[str, Any], server: RemoteAnonServer, function_name: str) -> JobsInfoList:
+    try:
+        return parse_job_info_map(response)
+    except (TypeError, ValueError) as error:
+        raise _unreadable_job_info(server, function_name, error) from error
+
+
+def _unreadable_job_info(server: RemoteAnonServer, function_name: str, error: Exception) -> NotAnAPIError:
+    url = f"{server.url.rstrip('/')}/{function_name}"
+    return NotAnAPIError(
+        f"The {function_name} response of {mask_url(server.url)} is not job info as an IDIS web API sends it "
+        f"({type(error).__name__}: {error}). Check the server URL, or inform the server's administrator.",
+        url=url,
+    )
 
 
 def _without_none(**arguments: Any) -> Dict[str, Any]:

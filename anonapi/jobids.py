@@ -28,11 +28,16 @@ def parse_job_ids(values: Iterable[str]) -> List[str]:
     return result
 
 
+def _is_number(text: str) -> bool:
+    # str.isdigit alone also accepts characters such as '²' that int() rejects.
+    return text.isascii() and text.isdigit()
+
+
 def _expand(part: str) -> List[str]:
-    if part.isdigit():
+    if _is_number(part):
         return [str(int(part))]
     start, separator, end = part.partition("-")
-    if separator and start.isdigit() and end.isdigit():
+    if separator and _is_number(start) and _is_number(end):
         first, last = int(start), int(end)
         if first > last:
             raise UserInputError(

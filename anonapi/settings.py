@@ -26,7 +26,9 @@ not know are kept as they are.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import stat
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -47,6 +49,13 @@ SETTINGS_FILE_MODE = 0o600
 DEFAULT_MAX_CONCURRENT_REQUESTS = 8
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 60.0
+
+# The client keeps at most 32 connections per server (anonapi.client.CONNECTION_POOL_SIZE).
+# More requests at once would open and drop a connection for each extra request.
+MAX_CONCURRENT_REQUESTS = 32
+
+# A longer timeout is a typing error, and sockets reject values of about 300 years and more.
+MAX_TIMEOUT_SECONDS = 24 * 60 * 60.0
 
 # Keys of ``key,value`` job default strings, as anonapi 2.x writes them, mapped
 # to JobDefaults attributes.
@@ -71,9 +80,17 @@ _KNOWN_KEYS = {
 def default_settings_path() -> Path:
     """Return the settings file path: ``$ANONAPI_SETTINGS``, else the home folder's file."""
     from_environment = os.environ.get(SETTINGS_PATH_VARIABLE)
-    if from_environment:
-        return Path(from_environment).expanduser()
-    return Path.home() / SETTINGS_FILE_NAME
+    try:
+        if from_environment:
+            return Path(from_environment).expanduser()
+        return Path.home() / SETTINGS_FILE_NAME
+    except RuntimeError as error:
+        # Raised when HOME is not set and the user has no entry in the password database,
+        # or for a '~otheruser' path naming no user.
+        raise ConfigurationError(
+            f"Cannot find the home folder for the settings file ({str(error).rstrip('.')}). "
+            f"Set {SETTINGS_PATH_VARIABLE} to the full path of the settings file."
+        ) from error
 
 
 class JobDefaults:
@@ -212,6 +229,7 @@ class SettingsFile:
             logger.info("Created settings file '%s' with default values", self.path)
             return settings
 
+        self._check_regular_file(self.path)
         text = self._read_text()
         data = self._parse_yaml(text)
         settings = _SettingsParser(self.path, text).parse(data)
@@ -224,17 +242,40 @@ class SettingsFile:
         :raises ConfigurationError: if the file cannot be written
         """
         text = yaml.safe_dump(settings.to_dict(), default_flow_style=False, sort_keys=False, allow_unicode=True)
-        if not self.path.parent.is_dir():
+        # A symbolic link, for example into a folder of dotfiles, stays a link: the file it points to is replaced.
+        target = self.path.resolve() if self.path.is_symlink() else self.path
+        if not target.parent.is_dir():
             raise ConfigurationError(
-                f"Cannot write settings file '{self.path}': folder '{self.path.parent}' does not exist. "
+                f"Cannot write settings file '{self.path}': folder '{target.parent}' does not exist. "
                 f"Create it, or point {SETTINGS_PATH_VARIABLE} to a file in an existing folder."
             )
+        if target.exists():
+            # Replacing a device such as /dev/null, a pipe or a folder would destroy it.
+            self._check_regular_file(target)
         try:
-            atomic_write_text(self.path, text, mode=SETTINGS_FILE_MODE)
+            atomic_write_text(target, text, mode=SETTINGS_FILE_MODE)
         except OSError as error:
             raise ConfigurationError(
                 f"Cannot write settings file '{self.path}': {error.strerror or error}. Check the folder's permissions."
             ) from error
+
+    def _check_regular_file(self, path: Path) -> None:
+        try:
+            mode = path.stat().st_mode
+        except OSError as error:
+            raise ConfigurationError(
+                f"Cannot read settings file '{self.path}': {error.strerror or error}. Check that it is a readable file."
+            ) from error
+        if stat.S_ISDIR(mode):
+            raise ConfigurationError(
+                f"Cannot use settings file '{self.path}': it is a folder. "
+                f"Move the folder away, or point {SETTINGS_PATH_VARIABLE} to a file."
+            )
+        if not stat.S_ISREG(mode):
+            raise ConfigurationError(
+                f"Cannot use settings file '{self.path}': it is a device, pipe or socket, not a regular file. "
+                f"Point {SETTINGS_PATH_VARIABLE} to a regular file."
+            )
 
     def _read_text(self) -> str:
         try:
@@ -308,7 +349,10 @@ class _SettingsParser:
             job_defaults=self._parse_job_defaults(data),
             active_mapping_file=self._parse_path("active_mapping_file", data.get("active_mapping_file")),
             max_concurrent_requests=self._parse_positive_int(
-                "max_concurrent_requests", data.get("max_concurrent_requests"), DEFAULT_MAX_CONCURRENT_REQUESTS
+                "max_concurrent_requests",
+                data.get("max_concurrent_requests"),
+                DEFAULT_MAX_CONCURRENT_REQUESTS,
+                MAX_CONCURRENT_REQUESTS,
             ),
             unc_paths=self._parse_unc_paths(data.get("unc_paths")),
             connect_timeout=self._parse_seconds("connect_timeout", data.get("connect_timeout"), DEFAULT_CONNECT_TIMEOUT),
@@ -335,13 +379,21 @@ class _SettingsParser:
         if value is None:
             return []
         if isinstance(value, dict):
-            return [RemoteAnonServer(str(name), str(url)) for name, url in value.items()]
+            for name, url in value.items():
+                if not isinstance(url, str) or not url.strip():
+                    raise self.error("servers", f"server '{name}' must have a URL, found {url!r}")
+            return [RemoteAnonServer(str(name), url) for name, url in value.items()]
         if isinstance(value, list):
             # A list of {name, url} maps, the form batch files use for one server.
             try:
-                return [RemoteAnonServer.from_dict(item) for item in value]
+                servers = [RemoteAnonServer.from_dict(item) for item in value]
             except ValueError as error:
                 raise self.error("servers", str(error)) from error
+            names = [server.name for server in servers]
+            repeated = sorted({name for name in names if names.count(name) > 1})
+            if repeated:
+                raise self.error("servers", f"server names must be unique, found {', '.join(repeated)} more than once")
+            return servers
         raise self.error("servers", f"'servers' must map server names to URLs, found {value!r}")
 
     def _parse_active_server(self, name: Any, servers: List[RemoteAnonServer]) -> Optional[RemoteAnonServer]:
@@ -379,18 +431,25 @@ class _SettingsParser:
             raise self.error(key, f"'{key}' must be a path, found {value!r}")
         return Path(value)
 
-    def _parse_positive_int(self, key: str, value: Any, default: int) -> int:
+    def _parse_positive_int(self, key: str, value: Any, default: int, maximum: int) -> int:
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise self.error(key, f"'{key}' must be a whole number of at least 1, found {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+            raise self.error(key, f"'{key}' must be a whole number from 1 to {maximum}, found {value!r}")
         return value
 
     def _parse_seconds(self, key: str, value: Any, default: float) -> float:
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-            raise self.error(key, f"'{key}' must be a number of seconds larger than 0, found {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or not 0 < value <= MAX_TIMEOUT_SECONDS
+        ):
+            raise self.error(
+                key, f"'{key}' must be a number of seconds above 0 and at most {MAX_TIMEOUT_SECONDS:g}, found {value!r}"
+            )
         return float(value)
 
     def _parse_unc_paths(self, value: Any) -> Dict[str, str]:
@@ -398,7 +457,10 @@ class _SettingsParser:
             return {}
         if not isinstance(value, dict):
             raise self.error("unc_paths", f"'unc_paths' must map local path prefixes to UNC prefixes, found {value!r}")
-        return {str(local): str(unc) for local, unc in value.items()}
+        for local, unc in value.items():
+            if not isinstance(unc, str) or not unc:
+                raise self.error("unc_paths", f"the UNC prefix for '{local}' must be text, found {unc!r}")
+        return {str(local): unc for local, unc in value.items()}
 
     def _parse_job_defaults(self, data: Dict[str, Any]) -> JobDefaults:
         for key in ("job_default_parameters", "create_job_defaults"):
@@ -408,13 +470,23 @@ class _SettingsParser:
             if isinstance(value, list):
                 return self._parse_job_default_strings(key, value)
             if isinstance(value, dict):
-                # Releases before 1.4 stored a map.
-                return JobDefaults(
-                    project_name=str(value.get("project_name", "NOT_SET")),
-                    destination_path=str(value.get("destination_path", ".")),
-                )
+                return self._parse_job_default_map(key, value)
             raise self.error(key, f"'{key}' must be a list of 'key,value' entries, found {value!r}")
         return JobDefaults()
+
+    def _parse_job_default_map(self, key: str, value: Dict[Any, Any]) -> JobDefaults:
+        """Read job defaults as releases before 1.4 stored them: a map with project_name and destination_path."""
+        defaults = JobDefaults()
+        for name, item in value.items():
+            if item is None:
+                continue
+            if isinstance(item, (dict, list)):
+                raise self.error(key, f"job default '{name}' must be text, found {item!r}")
+            if name in ("project_name", "destination_path"):
+                setattr(defaults, str(name), str(item))
+            else:
+                defaults.other_parameters[str(name)] = str(item)
+        return defaults
 
     def _parse_job_default_strings(self, key: str, entries: List[Any]) -> JobDefaults:
         defaults = JobDefaults()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from typing import Any, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 import factory
 
@@ -116,7 +116,9 @@ class MockAnonClientTool(AnonClientTool):
     def get_jobs(self, server: RemoteAnonServer) -> JobsInfoList:
         with self._lock:
             self.calls.append(("get_jobs", server, None))
-        return JobsInfoList(copy.deepcopy(self.responses))
+        # Newest first, as AnonClientTool.get_jobs returns them.
+        responses = sorted(copy.deepcopy(self.responses), key=lambda info: info.job_id or 0, reverse=True)
+        return JobsInfoList(responses)
 
     def cancel_job(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
         return self._next_response("cancel_job", server, job_id, status=JobStatus.INACTIVE)
@@ -129,21 +131,62 @@ class MockAnonClientTool(AnonClientTool):
     def set_opt_out_ignore(self, server: RemoteAnonServer, job_id: Any, reason: str) -> JobInfo:
         return self._next_response("set_opt_out_ignore", server, job_id)
 
-    def create_path_job(self, server: RemoteAnonServer, project_name: str, source_path: str,
-                        destination_path: str, **optional: Any) -> JobInfo:
+    # The create methods take the same arguments as AnonClientTool's, so that a
+    # misspelled argument fails here as it would against a server.
+    def create_path_job(
+        self,
+        server: RemoteAnonServer,
+        project_name: str,
+        source_path: str,
+        destination_path: str,
+        anon_name: Optional[str] = None,
+        anon_id: Optional[str] = None,
+        pims_keyfile_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> JobInfo:
         return self._next_response(
             "create_path_job", server, next(self._new_job_ids), status=JobStatus.ACTIVE, source_type="PATH",
             project_name=project_name, source_path=source_path, destination_path=destination_path,
+            **_created_job_fields(anon_name, anon_id, pims_keyfile_id, description),
         )
 
-    def create_pacs_job(self, server: RemoteAnonServer, project_name: str, source_instance_id: str,
-                        destination_path: str, **optional: Any) -> JobInfo:
+    def create_pacs_job(
+        self,
+        server: RemoteAnonServer,
+        project_name: str,
+        source_instance_id: str,
+        destination_path: str,
+        anon_name: Optional[str] = None,
+        anon_id: Optional[str] = None,
+        source_name: str = "IDC_WADO",
+        sop_class_filter_list: Optional[Sequence[str]] = None,
+        pims_keyfile_id: Optional[str] = None,
+        description: Optional[str] = None,
+    ) -> JobInfo:
         return self._next_response(
             "create_pacs_job", server, next(self._new_job_ids), status=JobStatus.ACTIVE, source_type="WADO",
             project_name=project_name, source_instance_id=source_instance_id, destination_path=destination_path,
+            source_name=source_name, source_path=None,
+            **_created_job_fields(anon_name, anon_id, pims_keyfile_id, description),
         )
 
     def get_token(self, server: RemoteAnonServer, password: str) -> str:
         with self._lock:
             self.calls.append(("get_token", server, None))
         return "mock_token"
+
+
+def _created_job_fields(
+    anon_name: Optional[str], anon_id: Optional[str], pims_keyfile_id: Optional[str], description: Optional[str]
+) -> Dict[str, Any]:
+    """Return the JobInfo fields that the optional create arguments set.
+
+    Arguments left out (None) keep the value of the response.
+    """
+    fields = {
+        "source_anonymizedpatientname": anon_name,
+        "source_anonymizedpatientid": anon_id,
+        "source_pims_keyfile_id": pims_keyfile_id,
+        "description": description,
+    }
+    return {name: value for name, value in fields.items() if value is not None}

@@ -81,8 +81,10 @@ class Fault:
         content_type: str = "application/json",
         delay: float = 0.0,
         drop: bool = False,
+        headers: Optional[Dict[str, str]] = None,
     ):
         self.status = status
+        self.headers = dict(headers or {})
         self.body = body
         self.content_type = content_type
         self.delay = delay
@@ -279,17 +281,20 @@ def _make_handler(server: FakeIDISServer):
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 if fault.status is not None:
-                    self._send(fault.status, fault.body if fault.body is not None else b"{}", fault.content_type)
+                    body = fault.body if fault.body is not None else b"{}"
+                    self._send(fault.status, body, fault.content_type, fault.headers)
                     return
 
             status, payload = server.respond(request)
             self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
 
-        def _send(self, status: int, body: bytes, content_type: str) -> None:
+        def _send(self, status: int, body: bytes, content_type: str, headers: Optional[Dict[str, str]] = None) -> None:
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
             except OSError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import click
 
@@ -13,7 +13,8 @@ from anonapi.jobids import parse_job_ids
 from anonapi.objects import RemoteAnonServer
 
 
-# The confirmation prompt lists at most this many ids, so that it fits on a screen.
+# The confirmation prompt and the list of jobs not found show at most this
+# many ids, so that they fit on a screen.
 MAX_IDS_IN_PROMPT = 20
 
 
@@ -26,11 +27,40 @@ def job_ids_argument(function: Callable) -> Callable:
     return click.argument("job_ids", nargs=-1, required=True, metavar="IDS...")(function)
 
 
+def parse_ids(values: Sequence[str]) -> List[str]:
+    """Expand the IDS arguments into job ids.
+
+    :raises UserInputError: if they are invalid, or hold no id at all (such as '' or ',')
+    """
+    ids = parse_job_ids(values)
+    if not ids:
+        raise UserInputError(
+            f"No job ids in {' '.join(repr(value) for value in values)}. "
+            "Give ids such as 12, ranges such as 5-12, or lists such as 1,4,7-9."
+        )
+    return ids
+
+
+def shorten_ids(job_ids: Sequence[str]) -> str:
+    """Return the ids comma-separated, the first MAX_IDS_IN_PROMPT and a count of the rest."""
+    text = ", ".join(job_ids[:MAX_IDS_IN_PROMPT])
+    if len(job_ids) > MAX_IDS_IN_PROMPT:
+        text += f" and {len(job_ids) - MAX_IDS_IN_PROMPT} more"
+    return text
+
+
 def report_missing(job_ids: Sequence[str], found_ids: Sequence[str], server: RemoteAnonServer) -> bool:
-    """Print an error for each id the server did not return, and return whether any was missing."""
-    missing = [job_id for job_id in job_ids if job_id not in set(found_ids)]
-    for job_id in missing:
-        click.echo(f"Error: job {job_id} not found on {server.name}. Check the id and the active server.", err=True)
+    """Print an error naming the ids the server did not return, and return whether any was missing."""
+    found = set(found_ids)
+    missing = [job_id for job_id in job_ids if job_id not in found]
+    if len(missing) == 1:
+        click.echo(f"Error: job {missing[0]} not found on {server.name}. Check the id and the active server.", err=True)
+    elif missing:
+        click.echo(
+            f"Error: {len(missing)} jobs not found on {server.name}: {shorten_ids(missing)}. "
+            "Check the ids and the active server.",
+            err=True,
+        )
     return bool(missing)
 
 
@@ -47,7 +77,7 @@ def info(context: AnonCommandContext, click_context: click.Context, job_ids: Lis
     """
     from anonapi.responses import format_job_info
 
-    ids = parse_job_ids(job_ids)
+    ids = parse_ids(job_ids)
     active = context.get_active_server()
     infos = context.get_client_tool().get_job_info_list(active, ids, get_extended_info=True)
 
@@ -70,7 +100,7 @@ def list_jobs(context: AnonCommandContext, click_context: click.Context, job_ids
     IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
     Exits with status 1 if any job is not found.
     """
-    ids = parse_job_ids(job_ids)
+    ids = parse_ids(job_ids)
     active = context.get_active_server()
     infos = context.get_client_tool().get_job_info_list(active, ids)
 
@@ -98,13 +128,10 @@ def change_jobs(
     """
     from anonapi.bulk import run_bulk
 
-    ids = parse_job_ids(job_ids)
+    ids = parse_ids(job_ids)
     active = context.get_active_server()
     if not yes:
-        shown_ids = ", ".join(ids[:MAX_IDS_IN_PROMPT])
-        if len(ids) > MAX_IDS_IN_PROMPT:
-            shown_ids += f" and {len(ids) - MAX_IDS_IN_PROMPT} more"
-        click.confirm(f"This will {action} {len(ids)} jobs on {active.name}: {shown_ids}. Continue?", abort=True)
+        click.confirm(f"This will {action} {len(ids)} jobs on {active.name}: {shorten_ids(ids)}. Continue?", abort=True)
 
     result = run_bulk(
         lambda job_id: operation(active, job_id), ids, max_workers=context.settings.max_concurrent_requests
@@ -150,11 +177,11 @@ def cancel(context: AnonCommandContext, job_ids: List[str], yes: bool) -> None:
 
 
 @job.command(name="set-opt-out-ignore")
-@job_ids_argument
-@click.argument("reason")
+@click.argument("job_ids", nargs=-1, metavar="IDS...")
+@click.argument("reason", required=False, metavar="REASON")
 @yes_option
 @pass_anon_context
-def set_opt_out_ignore(context: AnonCommandContext, job_ids: List[str], reason: str, yes: bool) -> None:
+def set_opt_out_ignore(context: AnonCommandContext, job_ids: List[str], reason: Optional[str], yes: bool) -> None:
     """Let the jobs IDS go ahead although the patient opted out.
 
     REASON is stored with each job. Give the consent that allows it,
@@ -162,6 +189,11 @@ def set_opt_out_ignore(context: AnonCommandContext, job_ids: List[str], reason: 
     IDS can be given as 1 2 3, as ranges such as 5-12, or as comma lists such as 1,4,7-9.
     Exits with status 1 if any job failed.
     """
+    if not job_ids:
+        # With one argument click fills REASON first, so the argument may be meant as an id.
+        raise click.UsageError(
+            "Give the job ids and then the reason, for example: anon job set-opt-out-ignore 12 'Consent form signed'."
+        )
     if not reason.strip():
         raise UserInputError("The reason is empty. Give the consent that allows ignoring the opt-out.")
     tool = context.get_client_tool()

@@ -20,15 +20,59 @@ def server() -> None:
 def validate_server_url(url: str) -> str:
     """Return ``url`` without a trailing slash.
 
-    :raises UserInputError: if it is not an http or https URL with a host
+    :raises UserInputError: if it is not an http or https URL with a host, or
+        has parts that the API's function names cannot be appended to
     """
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+    from anonapi.client import mask_url
+
+    example = "such as https://anonserver.example.org/p01"
+    masked_url = mask_url(url)
+    if any(character.isspace() or not character.isprintable() for character in url):
         raise UserInputError(
-            f"Invalid server URL '{url}': it must start with http:// or https:// and name a host, "
-            "for example https://anonserver.example.org/p01."
+            f"Invalid server URL {masked_url!r}: it contains spaces or control characters. "
+            f"Remove them, and give a URL {example}."
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as error:
+        raise UserInputError(f"Invalid server URL '{masked_url}': {error}. Give a URL {example}.") from error
+
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise UserInputError(
+            f"Invalid server URL '{masked_url}': it must start with http:// or https:// and name a host, {example}."
+        )
+    if parts.username is not None or parts.password is not None:
+        # anon authenticates with the token. requests would send these as basic authentication.
+        raise UserInputError(
+            f"Invalid server URL '{masked_url}': it contains a user name or password. "
+            "Remove them: anon sends your user name and token with each request."
+        )
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise UserInputError(
+            f"Invalid server URL '{masked_url}': it has a query (?) or fragment (#), but anon appends the API "
+            f"function names to the URL's path. Give the base URL of the API, {example}."
+        )
+    if port == 0:
+        raise UserInputError(
+            f"Invalid server URL '{masked_url}': port 0 cannot be connected to. Give the server's port."
         )
     return url.rstrip("/")
+
+
+def validate_server_name(name: str) -> str:
+    """Return ``name`` if it can be a server name.
+
+    :raises UserInputError: if it is empty or has spaces at its ends or control characters
+    """
+    if not name.strip():
+        raise UserInputError("The server name is empty. Give a short name such as p01.")
+    if name != name.strip() or not name.isprintable():
+        raise UserInputError(
+            f"Invalid server name {name!r}: it starts or ends with a space, or contains control characters. "
+            "Give a short name such as p01."
+        )
+    return name
 
 
 def find_server(context: AnonCommandContext, name: str) -> RemoteAnonServer:
@@ -52,6 +96,7 @@ def add(context: AnonCommandContext, name: str, url: str) -> None:
 
     The first server added becomes the active one.
     """
+    new_server = RemoteAnonServer(validate_server_name(name), validate_server_url(url))
     settings = context.settings
     existing = settings.get_server(name)
     if existing is not None:
@@ -59,7 +104,6 @@ def add(context: AnonCommandContext, name: str, url: str) -> None:
             f"A server named '{name}' already exists ({existing.url}). "
             f"Choose another name, or remove it first with 'anon server remove {name}'."
         )
-    new_server = RemoteAnonServer(name, validate_server_url(url))
     settings.servers.append(new_server)
     activated = settings.active_server is None
     if activated:
@@ -125,7 +169,8 @@ def server_status(context: AnonCommandContext, click_context: click.Context) -> 
     if result.is_online:
         click.echo(f"{active}: OK, {result.message}.")
     else:
-        click.echo(f"{active}: not OK. {result.message}")
+        # On one line, because the message can contain the server's own text.
+        click.echo(f"{active}: not OK. {' '.join(result.message.split())}")
         click_context.exit(1)
 
 

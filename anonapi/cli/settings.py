@@ -18,7 +18,7 @@ def settings() -> None:
 @settings.command()
 @pass_anon_context
 def show(context: AnonCommandContext) -> None:
-    """Show all settings. The token is replaced by ``***``."""
+    """Show all settings. The token is shown as ***."""
     import yaml
 
     values = context.settings.to_dict()
@@ -36,15 +36,40 @@ def edit(context: AnonCommandContext) -> None:
     path = context.settings_file.path
     if not path.exists():
         context.settings_file.load()
-    click.edit(filename=str(path))
+    try:
+        click.edit(filename=str(path))
+    except click.ClickException as error:
+        raise UserInputError(
+            f"Could not open '{path}' in an editor: {error.message}. "
+            "Set the environment variable VISUAL or EDITOR to your editor's command, or edit the file directly."
+        ) from error
 
     # The file is read again, so that a typo shows now and not at the next command.
     SettingsFile(path).load()
     click.echo(f"Settings file '{path}' is valid.")
 
 
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def parse_switch(click_context: click.Context, parameter: click.Parameter, value: str) -> bool:
+    """Return True or False for a word such as true or off.
+
+    click.BOOL would take an empty string as false, which switches verification off by accident.
+    """
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise click.BadParameter(
+        f"{value!r} is not true or false. Give true to switch verification on, false to switch it off."
+    )
+
+
 @settings.command(name="set-validate-ssl")
-@click.argument("value", type=click.BOOL, metavar="true|false")
+@click.argument("value", callback=parse_switch, metavar="true|false")
 @pass_anon_context
 def set_validate_ssl(context: AnonCommandContext, value: bool) -> None:
     """Switch verification of the servers' TLS certificates on (true) or off (false)."""
@@ -80,6 +105,8 @@ def set_username(context: AnonCommandContext, name: str) -> None:
     """Set the user name sent with every request to NAME."""
     if not name.strip():
         raise UserInputError("The user name is empty. Give the name the server knows you by.")
+    if not name.isprintable():
+        raise UserInputError(f"Invalid user name {name!r}: it contains control characters. Give the name without them.")
     context.settings.user_name = name.strip()
     context.save_settings()
     click.echo(f"User name is now '{name.strip()}'.")
@@ -94,6 +121,21 @@ def read_secret(prompt: str, from_stdin: bool) -> str:
     return secret.strip()
 
 
+def check_pasted_token(token: str) -> None:
+    """Reject a token with spaces, control or non-ASCII characters, which a pasted token never has.
+
+    The message gives the position of the character, never the token.
+
+    :raises UserInputError:
+    """
+    for position, character in enumerate(token, start=1):
+        if character.isspace() or not character.isprintable() or not character.isascii():
+            raise UserInputError(
+                f"The token contains a space, control or non-ASCII character (character {position} of "
+                f"{len(token)}), so it was not saved. Paste only the token the server's administrator gave you."
+            )
+
+
 @user.command(name="set-token")
 @click.option("--stdin", "from_stdin", is_flag=True, help="Read the token from stdin instead of a prompt.")
 @pass_anon_context
@@ -106,6 +148,7 @@ def set_token(context: AnonCommandContext, from_stdin: bool) -> None:
     token = read_secret("Token", from_stdin)
     if not token:
         raise UserInputError("The token is empty. Paste the token the server's administrator gave you.")
+    check_pasted_token(token)
     context.settings.user_token = token
     context.save_settings()
     click.echo("Token saved.")
@@ -126,6 +169,8 @@ def get_token(context: AnonCommandContext, from_stdin: bool) -> None:
         raise UserInputError("No user name set. Set it with 'anon settings user set-username NAME'.")
 
     password = read_secret(f"Password for {user_name} on {active.name}", from_stdin)
+    if not password:
+        raise UserInputError("The password is empty. Give the password of your account on the server.")
     try:
         token = context.get_client_tool().get_token(active, password)
     except CredentialsRejectedError as error:
