@@ -8,12 +8,15 @@ and times, as whole processes (start-up, settings, requests and output):
 - ``anon batch status`` of 10,000 jobs
 
 once with this anonapi and once with anonapi 2.1.2 from PyPI, which runs as
-a black box from its own virtual environment against the same sandbox.
+a black box from its own virtual environment against the same sandbox. Next
+to the wall-clock times it prints the CPU time of the command's process and
+of the sandbox, which depend less on other programs running at the same time.
 
-On 127.0.0.1 a call costs the sandbox about a millisecond, far less than a
-hospital server over a network. ``--server-delay-ms`` makes the sandbox wait
-that long before it responds to each call (without blocking other calls),
-to show how the commands compare when the server or the network is slower.
+On 127.0.0.1 a call costs the sandbox about 0.25 ms of CPU time (measured
+with benchmarks/sandbox_calls.py), far less than a hospital server over a
+network. ``--server-delay-ms`` makes the sandbox wait that long before it
+responds to each call (without blocking other calls), to show how the
+commands compare when the server or the network is slower.
 The worker of the sandbox is held, so job statuses change only through the
 commands being timed. Jobs are put back into their starting status directly
 in the sandbox's database between runs.
@@ -32,6 +35,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -122,7 +126,7 @@ class Setup:
 
 
 def run_benchmarks(root: Path, ours: List[str], upstream: Optional[List[str]], repeat: int,
-                   upstream_repeat: int, server_delay_ms: float) -> Dict[str, Dict[str, List[float]]]:
+                   upstream_repeat: int, server_delay_ms: float) -> Dict[str, Dict[str, List[Timing]]]:
     from anonapi.sandbox import Sandbox
 
     with Sandbox(data_dir=root / "sandbox", tls=True) as sandbox:
@@ -138,7 +142,7 @@ def run_benchmarks(root: Path, ours: List[str], upstream: Optional[List[str]], r
         if upstream is not None:
             clients[f"anonapi {UPSTREAM_VERSION}"] = (upstream, upstream_repeat)
 
-        results: Dict[str, Dict[str, List[float]]] = {}
+        results: Dict[str, Dict[str, List[Timing]]] = {}
         for client_name, (command, runs) in clients.items():
             setup = Setup(root, sandbox, client_name.replace(" ", "-"))
             BatchFolder(setup.bulk_folder).save(JobBatch(bulk_ids, server))
@@ -198,17 +202,45 @@ def expect_status(sandbox, job_ids: List[str], status: str) -> None:
         raise RuntimeError(f"{len(wrong)} jobs are not {status} after the command, for example job {wrong[0]}")
 
 
+class Timing:
+    """One run of a command: wall-clock seconds, and CPU seconds (user plus system) of the command and the sandbox.
+
+    The sandbox's CPU time is that of this process, whose other threads are idle while the command runs.
+    """
+
+    def __init__(self, wall: float, command_cpu: float, sandbox_cpu: float):
+        self.wall = wall
+        self.command_cpu = command_cpu
+        self.sandbox_cpu = sandbox_cpu
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def time_command(command: List[str], folder: Path, setup: Setup, runs: int,
-                 prepare: Callable[[], None], check: Optional[Callable[[], None]]) -> List[float]:
-    """Run ``command`` ``runs`` times in ``folder``, answering 'y' to its question, and return the wall times."""
+                 prepare: Callable[[], None], check: Optional[Callable[[], None]]) -> List[Timing]:
+    """Run ``command`` ``runs`` times in ``folder``, answering 'y' to its question, and return the timings."""
     times = []
     for _ in range(runs):
         prepare()
+        command_cpu_before = children_cpu_seconds()
+        sandbox_cpu_before = own_cpu_seconds()
         started = time.perf_counter()
         completed = subprocess.run(
             command, cwd=folder, env=setup.environment, input="y\n", capture_output=True, text=True
         )
-        times.append(time.perf_counter() - started)
+        times.append(Timing(
+            time.perf_counter() - started,
+            children_cpu_seconds() - command_cpu_before,
+            own_cpu_seconds() - sandbox_cpu_before,
+        ))
         if completed.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(command)} exited with {completed.returncode}: {completed.stderr[-2000:]}"
@@ -234,7 +266,7 @@ def machine_description() -> str:
     )
 
 
-def print_report(results: Dict[str, Dict[str, List[float]]], server_delay_ms: float) -> None:
+def print_report(results: Dict[str, Dict[str, List[Timing]]], server_delay_ms: float) -> None:
     clients = list(results)
     operations = list(results[clients[0]])
     print(f"Machine: {machine_description()}")
@@ -246,15 +278,29 @@ def print_report(results: Dict[str, Dict[str, List[float]]], server_delay_ms: fl
     print(header + " |")
     print("|" + " --- |" * (len(clients) + 1 + (len(clients) == 2)))
     for operation in operations:
-        medians = [statistics.median(results[client][operation]) for client in clients]
+        medians = [statistics.median(timing.wall for timing in results[client][operation]) for client in clients]
         row = f"| {operation} | " + " | ".join(f"{median:.2f}" for median in medians)
         if len(clients) == 2:
-            row += f" | {medians[1] / medians[0]:.0f}x"
+            row += f" | {medians[1] / medians[0]:.1f}x"
         print(row + " |")
+    print()
+    print("Median CPU time (user plus system) per run, in seconds: the command's process, then the sandbox's.")
+    print("CPU time depends less than wall-clock time on what else runs on the machine.")
+    print()
+    print("| operation | " + " | ".join(f"{client}: command, sandbox" for client in clients) + " |")
+    print("|" + " --- |" * (len(clients) + 1))
+    for operation in operations:
+        cells = []
+        for client in clients:
+            timings = results[client][operation]
+            command_cpu = statistics.median(timing.command_cpu for timing in timings)
+            sandbox_cpu = statistics.median(timing.sandbox_cpu for timing in timings)
+            cells.append(f"{command_cpu:.2f}, {sandbox_cpu:.2f}")
+        print(f"| {operation} | " + " | ".join(cells) + " |")
     print()
     for client in clients:
         for operation in operations:
-            runs = ", ".join(f"{seconds:.2f}" for seconds in results[client][operation])
+            runs = ", ".join(f"{timing.wall:.2f}" for timing in results[client][operation])
             print(f"{client}, {operation}: runs {runs} s")
 
 

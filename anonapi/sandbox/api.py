@@ -41,13 +41,19 @@ class AuthenticationError(Exception):
 
 
 class Function(NamedTuple):
-    """One API function: its HTTP method, arguments for the documentation, and handler."""
+    """One API function: its HTTP method, arguments for the documentation, and handler.
+
+    ``slow`` marks a handler that takes long enough (scrypt for get_token) to
+    be run in a worker thread. The web layer runs the others, which make only
+    short SQLite calls, on its event loop.
+    """
 
     method: str
     arguments: str
     description: str
     handler: Callable[["SandboxApi", Params, str], Any]
     needs_token: bool = True
+    slow: bool = False
 
 
 def first_value(params: Params, name: str) -> Optional[str]:
@@ -282,7 +288,7 @@ class SandboxApi:
 FUNCTIONS: Dict[str, Function] = {
     "get_token": Function(
         "POST", "user_name, password", "Create a new token for the user.",
-        SandboxApi.get_token, needs_token=False,
+        SandboxApi.get_token, needs_token=False, slow=True,
     ),
     "get_jobs": Function(
         "GET", "", f"The {LATEST_JOBS_COUNT} most recent jobs, short info by job id.",

@@ -24,6 +24,9 @@ DATABASE_FILE_NAME = "sandbox.sqlite3"
 # SQLite builds before 3.32 allow at most 999 parameters in one statement.
 MAX_PARAMETERS_PER_QUERY = 900
 
+# Known tokens kept in memory by user_for_token. The cache is emptied when full.
+MAX_CACHED_TOKENS = 1000
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
     id INTEGER PRIMARY KEY,
@@ -159,6 +162,10 @@ class SandboxStore:
         self.lock = threading.RLock()
         self.connection = sqlite3.connect(str(self.path), check_same_thread=False)
         self.connection.row_factory = sqlite3.Row
+        # Token hash -> user name of tokens found before. No code deletes a
+        # token or moves it to another user, so a found token stays valid and
+        # only unknown tokens need the query.
+        self._token_users: Dict[str, str] = {}
         with self.lock, self.connection:
             self.connection.execute("PRAGMA journal_mode=WAL")
             # With WAL, NORMAL keeps the database consistent after a crash and
@@ -266,13 +273,22 @@ class SandboxStore:
 
     def user_for_token(self, token: str) -> Optional[str]:
         """Return the name of the user a token belongs to, or None for an unknown token."""
+        token_hash = hash_token(token)
+        user_name = self._token_users.get(token_hash)
+        if user_name is not None:
+            return user_name
         with self.lock:
             row = self.connection.execute(
                 "SELECT users.name FROM tokens JOIN users ON users.id = tokens.user_id "
                 "WHERE tokens.token_hash = ?",
-                (hash_token(token),),
+                (token_hash,),
             ).fetchone()
-        return None if row is None else row["name"]
+        if row is None:
+            return None
+        if len(self._token_users) >= MAX_CACHED_TOKENS:
+            self._token_users.clear()
+        self._token_users[token_hash] = row["name"]
+        return row["name"]
 
     def _user_id(self, user_name: str) -> int:
         row = self.connection.execute("SELECT id FROM users WHERE name = ?", (user_name,)).fetchone()

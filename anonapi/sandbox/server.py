@@ -178,6 +178,10 @@ class SandboxServer:
         assert self.store is not None and self.worker is not None
         api = SandboxApi(self.store, on_jobs_changed=self.worker.notify)
         app = SandboxApplication(api, self.faults, self.config.base_path, self.admin_secret).build()
+        # http and loop are left at "auto": uvicorn then uses httptools and uvloop
+        # where they are installed (the sandbox extra installs them). With them,
+        # 1,000 modify_job calls over HTTPS from 8 threads took about 40% less
+        # CPU time than with h11 and asyncio's own loop (0.21 against 0.34 s).
         uvicorn_config = uvicorn.Config(
             app,
             log_config=None,
