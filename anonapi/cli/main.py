@@ -58,18 +58,38 @@ class LazyGroup(click.Group):
         """
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except AnonAPIError as error:
-            if getattr(ctx.obj, "verbosity", 0) >= 2:
-                logging.getLogger("anonapi").exception("Traceback of the error below")
+            _log_traceback(ctx)
             raise CommandError(format_error(error)) from error
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except OSError as error:
+            # A file or folder problem that no library code expected, such as a full disk.
+            _log_traceback(ctx)
+            target = f" on '{error.filename}'" if error.filename else ""
+            raise CommandError(
+                f"{error.strerror or error}{target}. Check the path, its permissions and the free space, "
+                "then try again."
+            ) from error
+        except Exception as error:
+            _log_traceback(ctx)
+            raise CommandError(
+                f"Unexpected {type(error).__name__}: {' '.join(str(error).split())}. This is a bug in anonapi: "
+                "run the command again with -vv and report what it prints."
+            ) from error
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _log_traceback(ctx: click.Context) -> None:
+    if getattr(ctx.obj, "verbosity", 0) >= 2:
+        logging.getLogger("anonapi").exception("Traceback of the error below")
 
 
 def configure_logging(verbosity: int) -> None:
