@@ -320,6 +320,12 @@ def test_get_job_unknown_id_returns_recorded_body(caller):
     assert response.json() == {"errors": {"job_id": "Job with id 447783 does not exist"}}
 
 
+def test_get_job_huge_id_does_not_exist(caller):
+    response = caller.get("get_job", job_id=10**30)
+    assert response.status_code == 400
+    assert response.json() == {"errors": {"job_id": f"Job with id {10**30} does not exist"}}
+
+
 def test_get_job_missing_id_returns_recorded_body(caller):
     response = caller.get("get_job")
     assert response.status_code == 400
@@ -373,6 +379,12 @@ def test_get_jobs_list_comma_separated_ids(caller, job_id):
 
 def test_get_jobs_list_leaves_out_unknown_ids(caller, job_id):
     response = caller.get("get_jobs_list", job_ids=[job_id, 99999])
+    assert response.status_code == 200
+    assert list(response.json()) == [str(job_id)]
+
+
+def test_get_jobs_list_leaves_out_huge_ids(caller, job_id):
+    response = caller.get("get_jobs_list", job_ids=[job_id, 10**30])
     assert response.status_code == 200
     assert list(response.json()) == [str(job_id)]
 

@@ -68,12 +68,19 @@ def required_value(params: Params, name: str) -> str:
     return value
 
 
+# SQLite stores integers of at most 64 bits, so larger ids cannot name a job.
+MAX_JOB_ID = 2**63 - 1
+
+
 def parse_job_id(params: Params, name: str = "job_id") -> int:
     value = required_value(params, name)
     try:
-        return int(value.strip())
+        job_id = int(value.strip())
     except ValueError:
         raise ApiError({name: f"Invalid {name} {value!r}: expected a whole number"}) from None
+    if not 0 <= job_id <= MAX_JOB_ID:
+        raise ApiError({name: f"Job with id {job_id} does not exist"})
+    return job_id
 
 
 def parse_job_ids(params: Params) -> List[int]:
@@ -87,9 +94,12 @@ def parse_job_ids(params: Params) -> List[int]:
             if not part:
                 continue
             try:
-                job_ids.append(int(part))
+                job_id = int(part)
             except ValueError:
                 raise ApiError({"job_ids": f"Invalid job id {part!r}: expected a whole number"}) from None
+            # Ids that cannot exist are left out, as unknown ids are.
+            if 0 <= job_id <= MAX_JOB_ID:
+                job_ids.append(job_id)
     return job_ids
 
 
