@@ -671,21 +671,18 @@ class AnonClientTool:
         description: Optional[str] = None,
     ) -> JobInfo:
         """Create a job that reads files from a network share (UNC path) and return its extended info."""
-        response = self.get_client(server.url).post(
-            "create_job",
-            **_without_none(
-                source_type="PATH",
-                source_path=source_path,
-                destination_type="PATH",
-                destination_path=destination_path,
-                project_name=project_name,
-                anonymizedpatientname=anon_name,
-                anonymizedpatientid=anon_id,
-                pims_keyfile_id=pims_keyfile_id,
-                description=description,
-            ),
+        return self._create_job(
+            server,
+            source_type="PATH",
+            source_path=source_path,
+            destination_type="PATH",
+            destination_path=destination_path,
+            project_name=project_name,
+            anonymizedpatientname=anon_name,
+            anonymizedpatientid=anon_id,
+            pims_keyfile_id=pims_keyfile_id,
+            description=description,
         )
-        return _job_info_from_response(response, server, "create_job")
 
     def create_pacs_job(
         self,
@@ -708,22 +705,24 @@ class AnonClientTool:
         filter_list = None
         if sop_class_filter_list:
             filter_list = ",".join(str(uid).strip() for uid in sop_class_filter_list)
-        response = self.get_client(server.url).post(
-            "create_job",
-            **_without_none(
-                source_type="WADO",
-                source_name=source_name,
-                source_instance_id=source_instance_id,
-                source_sop_class_filter_list=filter_list,
-                destination_type="PATH",
-                destination_path=destination_path,
-                project_name=project_name,
-                anonymizedpatientname=anon_name,
-                anonymizedpatientid=anon_id,
-                pims_keyfile_id=pims_keyfile_id,
-                description=description,
-            ),
+        return self._create_job(
+            server,
+            source_type="WADO",
+            source_name=source_name,
+            source_instance_id=source_instance_id,
+            source_sop_class_filter_list=filter_list,
+            destination_type="PATH",
+            destination_path=destination_path,
+            project_name=project_name,
+            anonymizedpatientname=anon_name,
+            anonymizedpatientid=anon_id,
+            pims_keyfile_id=pims_keyfile_id,
+            description=description,
         )
+
+    def _create_job(self, server: RemoteAnonServer, **arguments: Any) -> JobInfo:
+        # Arguments left as None are not sent, so the server applies its own defaults.
+        response = self.get_client(server.url).post("create_job", **_without_none(**arguments))
         return _job_info_from_response(response, server, "create_job")
 
     def get_token(self, server: RemoteAnonServer, password: str) -> str:
