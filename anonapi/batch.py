@@ -428,7 +428,8 @@ class ErrorKind:
 ARCHIVE_NOT_FOUND = ErrorKind(
     "archive_404",
     "The image archive answered HTTP 404 Not Found",
-    "This is often a passing fault of the image archive (PACS). "
+    "Check the job's accession number or StudyInstanceUID first: a study that is not in the archive "
+    "also gives this error. If it is right, this is often a passing fault of the image archive (PACS). "
     "Wait at least 30 minutes, then retry with `anon batch reset-error`.",
     r"HTTP Error 404|\b404\b[:\s]*Not Found",
 )

@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Callable, Dict, Iterable, Optional, TypeVar
 
-from anonapi.exceptions import AnonAPIError
+from anonapi.exceptions import AnonAPIError, CredentialsRejectedError, ServerNotReachableError
 
 logger = logging.getLogger(__name__)
 
@@ -14,6 +14,10 @@ Result = TypeVar("Result")
 
 # Enough to hide network latency, few enough not to flood a hospital server.
 DEFAULT_MAX_CONCURRENT_REQUESTS = 8
+
+
+# Errors that every remaining job would meet too, so the run stops at the first.
+STOPPING_ERRORS = (CredentialsRejectedError, ServerNotReachableError)
 
 
 class BulkResult:
@@ -41,7 +45,11 @@ def run_bulk(
     """Call ``operation(job_id)`` for every id, at most ``max_workers`` at a time.
 
     A failure on one job does not stop the others: AnonAPIError is recorded in
-    ``failed`` and the rest go on. Any other exception is a bug and propagates.
+    ``failed`` and the rest go on. The exceptions are errors that every other
+    job would meet as well: rejected credentials (401) and a server that cannot
+    be reached. These stop the run and propagate, so that a wrong token does
+    not cost one request and one error line per job. Any other exception is a
+    bug and propagates.
     ``on_done(job_id, error_or_None)`` is called in the caller's thread after
     each job, for progress bars.
     """
@@ -58,6 +66,8 @@ def run_bulk(
             error: Optional[AnonAPIError] = None
             try:
                 result.succeeded[job_id] = future.result()
+            except STOPPING_ERRORS:
+                raise
             except AnonAPIError as caught:
                 error = caught
                 result.failed[job_id] = caught

@@ -710,3 +710,30 @@ def test_job_table_matches_tabulate():
     columns = list(JobInfoColumns.DEFAULT) + [JobInfoColumns.PSEUDO_NAME]
 
     assert format_job_table(infos, columns) == JobsInfoList(infos).as_table_string(columns)
+
+
+def test_reset_wrong_token_stops_at_first_job(work_dir, held, server, anon_settings):
+    job_ids = create_jobs(held, 30)
+    for job_id in job_ids:
+        set_error(held, job_id, NOT_FOUND_ERROR)
+    make_batch(work_dir, server, job_ids)
+    settings = yaml.safe_load(anon_settings.read_text())
+    settings["user_token"] = "wrong-token-for-this-server"
+    anon_settings.write_text(yaml.safe_dump(settings))
+
+    result = run("batch", "reset", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.count("status 401") == 1
+    assert "Job " not in result.stderr
+    assert statuses(held, job_ids) == [JobStatus.ERROR] * 30
+
+
+def test_cancel_server_down_stops_at_first_job(work_dir):
+    make_batch(work_dir, RemoteAnonServer("gone", "http://127.0.0.1:9/api"), [str(number) for number in range(20)])
+
+    result = run("batch", "cancel", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.count("Error:") == 1
+    assert "127.0.0.1:9" in result.stderr

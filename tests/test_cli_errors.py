@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
 import sys
 import types
 
@@ -67,3 +69,26 @@ def test_bug_traceback_logged_with_vv(failing_command, caplog):
 def test_bug_traceback_not_logged_by_default(failing_command, caplog):
     CliRunner().invoke(main.cli, ["fail", "bug"])
     assert not [record for record in caplog.records if record.exc_info]
+
+
+def test_typo_in_group_suggests_name():
+    result = CliRunner().invoke(main.cli, ["bacth", "status"])
+    assert result.exit_code == 2
+    assert "Did you mean 'batch'?" in result.stderr
+
+
+def test_closed_pipe_is_not_an_error(tmp_path):
+    """`anon batch info | head -2`: the reader stops early, anon exits 0 without a message."""
+    lines = "".join(f"- '{number}'\n" for number in range(1, 200_001))
+    (tmp_path / ".anonbatch").write_text(f"job_ids:\n{lines}server:\n  name: x\n  url: http://127.0.0.1:9/api\n")
+    environment = dict(os.environ, ANONAPI_SETTINGS=str(tmp_path / "settings.yml"), HOME=str(tmp_path))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "anonapi.cli.main", "batch", "info"],
+        cwd=tmp_path, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    first_line = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 0
+    assert first_line == b"job_ids:\n"
+    assert stderr == ""

@@ -107,6 +107,8 @@ def format_error(error: AnonAPIError) -> str:
     if isinstance(error, CredentialsRejectedError):
         message += (
             " Show them with 'anon settings user info', change them with "
-            "'anon settings user set-username NAME' and 'anon settings user set-token'."
+            "'anon settings user set-username NAME' and 'anon settings user set-token'. "
+            "The settings hold one token for all servers, so after working with another server, "
+            "get a token for this one with 'anon settings user get-token'."
         )
     return message

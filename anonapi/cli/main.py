@@ -66,6 +66,10 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # The reader of our output went away, as `anon ... | head` does: not an error.
+            _silence_stdout()
+            ctx.exit(0)
         except OSError as error:
             # A file or folder problem that no library code expected, such as a full disk.
             _log_traceback(ctx)
@@ -81,10 +85,34 @@ class LazyGroup(click.Group):
                 "run the command again with -vv and report what it prints."
             ) from error
 
+    def resolve_command(self, ctx: click.Context, args: List[str]):
+        """Resolve the command, suggesting the closest name for a typing error such as 'bacth'."""
+        name = click.utils.make_str(args[0])
+        if name not in COMMANDS and not name.startswith("-"):
+            import difflib
+
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            if close:
+                ctx.fail(f"No such command '{name}'. Did you mean '{close[0]}'?")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout once more at exit, which would raise BrokenPipeError again.
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def _log_traceback(ctx: click.Context) -> None:

@@ -56,7 +56,7 @@ def import_sandbox_server():
     except ImportError as error:
         raise UserInputError(
             f"The sandbox needs the sandbox extra, which is not installed ({error}); "
-            f"run: pip install 'anonapi[sandbox]'"
+            f"install it with pip install '.[sandbox]' in a checkout of anonapi"
         ) from error
     return server
 

@@ -36,7 +36,7 @@ def sandbox(tmp_path: Path) -> Iterator["Sandbox"]:
         from anonapi.sandbox.context import Sandbox
     except ImportError as error:
         raise RuntimeError(
-            f"The sandbox fixture needs the sandbox extra: pip install 'anonapi[sandbox]' ({error})"
+            f"The sandbox fixture needs the sandbox extra: pip install '.[sandbox]' in a checkout of anonapi ({error})"
         ) from error
 
     folders = {name: tmp_path / name for name in ("share", "output", "pacs")}
