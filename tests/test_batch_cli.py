@@ -650,6 +650,18 @@ def test_watch_finished_with_error(work_dir, held, server):
     )
 
 
+def test_watch_cancelled_jobs_need_no_show_error(work_dir, held, server):
+    job_ids = create_jobs(held, 2, status=JobStatus.INACTIVE)
+    make_batch(work_dir, server, job_ids)
+
+    result = run("batch", "watch", "--interval", "0.1")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[-1] == (
+        f"The batch has finished, but 2 jobs are not DONE: {job_ids[0]}, {job_ids[1]}."
+    )
+
+
 def test_watch_timeout(work_dir, held, server):
     job_ids = create_jobs(held, 2)
     make_batch(work_dir, server, job_ids)

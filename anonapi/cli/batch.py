@@ -457,7 +457,7 @@ def watch(context: AnonCommandContext, interval: float, timeout: Optional[float]
         click.echo(f"Timed out after {timeout:g} s: {_jobs(len(unfinished))} still ACTIVE or UPLOADED.")
         click.get_current_context().exit(EXIT_TIMEOUT)
     if not_done:
-        failed = [job_id for job_id in not_done if result.status.status_of(job_id) != NOT_FOUND]
+        failed = [job_id for job_id in not_done if result.status.status_of(job_id) == JobStatus.ERROR]
         click.echo(
             f"The batch has finished, but {_jobs(len(not_done))} {'is' if len(not_done) == 1 else 'are'} "
             f"not DONE: {_short_list(not_done)}."
