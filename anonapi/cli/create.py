@@ -179,26 +179,34 @@ def _confirmation_question(plan: "CreationPlan", server) -> str:
 
 
 def _create_with_progress(creator, plan: "CreationPlan") -> "CreationResult":
+    # Lines are written without click.echo, which flushes after every line and so
+    # makes a system call per job.
+    stdout = sys.stdout
+
+    # No bar when stderr is not a terminal, as tqdm's disable=None decides.
+    # Deciding before the import saves the 40 ms that importing tqdm takes.
+    if not sys.stderr.isatty():
+
+        def write_line(request: "JobRequest", job_id: Optional[str], error) -> None:
+            stdout.write(_result_line(request, job_id, error) + "\n")
+
+        return creator.create(plan, on_result=write_line)
+
     from tqdm import tqdm
 
-    with tqdm(total=len(plan.requests), unit="job", file=sys.stderr, disable=None, desc="Creating jobs") as bar:
+    with tqdm(total=len(plan.requests), unit="job", file=sys.stderr, desc="Creating jobs") as bar:
 
-        # Lines are written without click.echo, which flushes after every line and so
-        # makes a system call per job.
-        stdout = sys.stdout
-
-        def on_result(request: "JobRequest", job_id: Optional[str], error) -> None:
-            if job_id is not None:
-                line = f"Created job {job_id} for {request.label}"
-            else:
-                line = f"Failed to create the job for {request.label}: {error}"
-            if bar.disable:
-                stdout.write(line + "\n")
-            else:
-                bar.write(line, file=stdout)
+        def write_line_and_update(request: "JobRequest", job_id: Optional[str], error) -> None:
+            bar.write(_result_line(request, job_id, error), file=stdout)
             bar.update(1)
 
-        return creator.create(plan, on_result=on_result)
+        return creator.create(plan, on_result=write_line_and_update)
+
+
+def _result_line(request: "JobRequest", job_id: Optional[str], error) -> str:
+    if job_id is not None:
+        return f"Created job {job_id} for {request.label}"
+    return f"Failed to create the job for {request.label}: {error}"
 
 
 def _report(result: "CreationResult", requested: int, folder: Path) -> None:

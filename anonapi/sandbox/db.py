@@ -307,19 +307,17 @@ class SandboxStore:
             if fields.get(name) is not None:
                 columns.append(name)
                 values.append(fields[name])
-        placeholders = ", ".join("?" for _ in columns)
+        # source_protocol is the project's id, NULL for an unknown project.
+        columns.append("source_protocol")
+        values.append(fields.get("project_name"))
+        placeholders = ", ".join("?" for _ in columns[:-1]) + ", (SELECT id FROM projects WHERE name = ?)"
         with self.lock, self.connection:
             cursor = self.connection.execute(
                 f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({placeholders})", values
             )
             job_id = cursor.lastrowid
-            project = self.connection.execute(
-                "SELECT id FROM projects WHERE name = ?", (fields["project_name"],)
-            ).fetchone()
-            self.connection.execute(
-                "UPDATE jobs SET source_protocol = ?, source_subject = ? WHERE job_id = ?",
-                (project["id"] if project else None, job_id, job_id),
-            )
+            # source_subject is the job's own id, known only after the insert.
+            self.connection.execute("UPDATE jobs SET source_subject = job_id WHERE job_id = ?", (job_id,))
             return self._get_row(job_id)
 
     def get_job(self, job_id: int) -> Optional[Dict[str, Any]]:
