@@ -19,6 +19,7 @@ interrupted run can be resumed without duplicates.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -265,7 +266,7 @@ def plan_creation(
     problems.extend(_find_repeated_rows(mapping.rows))
     problems.extend(_find_shared_pseudonyms(mapping.rows))
 
-    builder = _RequestBuilder(mapping.options, defaults or JobSettings())
+    builder = _RequestBuilder(mapping.options, defaults or JobSettings(), unc_map, mounts)
     requests: List[JobRequest] = []
     already_created: List[Tuple[JobRequest, str]] = []
     share_rows: List[Tuple[Any, str, str]] = []
@@ -292,7 +293,7 @@ def plan_creation(
 
     keys = {request.key for request in requests}
     attempts = {key: attempts for key, attempts in state.pending.items() if key in keys}
-    return CreationPlan(mapping_path, requests, already_created, attempts, checker.notices)
+    return CreationPlan(mapping_path, requests, already_created, attempts, builder.notices + checker.notices)
 
 
 def _describe_problems(problems: List[MappingProblem], mapping_path: Optional[Path]) -> str:
@@ -373,9 +374,38 @@ def _find_shared_pseudonyms(rows: Sequence[Any]) -> List[MappingProblem]:
 class _RequestBuilder:
     """Builds the request of each row from its values, the options and the defaults, and checks them."""
 
-    def __init__(self, options, defaults: JobSettings):
+    def __init__(self, options, defaults: JobSettings, unc_map=None, mounts=None):
         self.options = options
         self.defaults = defaults
+        self.unc_map = dict(unc_map or {})
+        self.mounts = mounts
+        self.notices: List[str] = []
+        self._unc_forms: Dict[str, Optional[str]] = {}
+
+    def _as_unc(self, name: str, value: str) -> str:
+        """Return ``value`` as a UNC path where it is a local path on a known share, else unchanged.
+
+        A mapping made before the share was known keeps a local root_source_path
+        or destination_path; the mount table or unc_paths in the settings may
+        know its UNC form by now.
+        """
+        from pathlib import PurePosixPath, PureWindowsPath
+
+        from anonapi.unc import find_share_mounts, is_unc_path, to_unc
+
+        # Relative values such as the old default destination '.' stay as they are,
+        # so that no job writes to wherever the command happened to run.
+        is_absolute = PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute()
+        if not value or is_unc_path(value) or not is_absolute:
+            return value
+        if value not in self._unc_forms:
+            if self.mounts is None:
+                self.mounts = find_share_mounts()
+            converted = to_unc(value, self.unc_map, mounts=self.mounts)
+            self._unc_forms[value] = converted
+            if converted is not None:
+                self.notices.append(f"{name} '{value}' is sent as the UNC path '{converted}'.")
+        return self._unc_forms[value] or value
 
     def _value(self, row, name: str, default: Optional[str] = None) -> Tuple[str, bool]:
         """Return the value for ``name`` and whether the row itself set it."""
@@ -385,7 +415,7 @@ class _RequestBuilder:
         return _text(getattr(self.options, name, None)) or _text(default), False
 
     def root_of(self, row) -> str:
-        return self._value(row, "root_source_path")[0]
+        return self._as_unc("root_source_path", self._value(row, "root_source_path")[0])
 
     def build(self, row) -> Tuple[Optional[JobRequest], List[MappingProblem], Optional[str]]:
         """Return the row's request (None if it cannot be built), its problems, and its UNC source path."""
@@ -394,6 +424,7 @@ class _RequestBuilder:
         problems: List[MappingProblem] = []
         project, own_project = self._value(row, "project", self.defaults.project_name)
         destination, own_destination = self._value(row, "destination_path", self.defaults.destination_path)
+        destination = self._as_unc("destination_path", destination)
         pims_key = self._value(row, "pims_key")[0] or None
         description = _text(row.description) or _text(getattr(self.options, "description", None)) or None
 
@@ -446,6 +477,7 @@ class _RequestBuilder:
         from anonapi.unc import is_unc_path
 
         root, own_root = self._value(row, "root_source_path")
+        root = self._as_unc("root_source_path", root)
         if not root:
             return None, _value_problem(
                 row, own_root, "root_source_path is missing, but folder: and fileselection: sources are relative "
@@ -651,8 +683,12 @@ def validate_destination_path(text: str) -> str:
 
     value = text.strip()
     if not is_unc_path(value):
+        hint = ""
+        if value.startswith("\\") and os.sep == "/":
+            # A shell on Linux or macOS turns an unquoted \\server\share into \servershare.
+            hint = " On Linux and macOS, put the path in single quotes so that the shell keeps its backslashes."
         raise UserInputError(
             f"Invalid destination path '{value}': it is not a UNC path. The server writes to shares only, "
-            "so give a path such as \\\\server\\share\\output, not a drive letter or a mount."
+            "so give a path such as \\\\server\\share\\output, not a drive letter or a mount." + hint
         )
     return normalize_unc(value)

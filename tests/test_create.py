@@ -278,7 +278,37 @@ def test_missing_destination_rejected(tmp_path, share):
 def test_local_root_rejected(tmp_path, share):
     mapping_path = write_mapping(tmp_path, ["folder:a,001,A,"], {"root_source_path": str(share)})
 
-    assert problems_of(mapping_path, share)[0].startswith(f"Options: root_source_path '{share}' is not a UNC path")
+    problems = problems_of(mapping_path, share, unc_map={})
+
+    assert problems[0].startswith(f"Options: root_source_path '{share}' is not a UNC path")
+
+
+def test_local_root_on_known_share_sent_as_unc(tmp_path, share):
+    write_study(share / "a", patient_name="Doe^Jane", patient_id="PID-1")
+    mapping_path = write_mapping(tmp_path, ["folder:a,001,A,"], {"root_source_path": str(share)})
+
+    result = plan(mapping_path, share)
+
+    assert result.requests[0].source_path == f"folder:{SHARE_UNC}\\a"
+    assert f"root_source_path '{share}' is sent as the UNC path '{SHARE_UNC}'." in result.notices
+
+
+def test_local_destination_on_known_share_sent_as_unc(tmp_path, share):
+    output = tmp_path / "output"
+    output.mkdir()
+    mapping_path = write_mapping(tmp_path, ["accession_number:1,001,A,"], {"destination_path": str(output / "run1")})
+
+    result = plan(mapping_path, share, unc_map={str(output): OUTPUT_UNC})
+
+    assert result.requests[0].destination_path == f"{OUTPUT_UNC}\\run1"
+
+
+def test_relative_destination_not_converted(tmp_path, share):
+    mapping_path = write_mapping(tmp_path, ["accession_number:1,001,A,"], {"destination_path": "."})
+
+    problems = problems_of(mapping_path, share, unc_map={str(tmp_path): SHARE_UNC})
+
+    assert problems[0].startswith("Options: destination_path '.' is not a UNC path")
 
 
 def test_missing_root_rejected_for_share_rows(tmp_path, share):

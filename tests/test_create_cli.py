@@ -10,6 +10,7 @@ de-identified output.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import List
 
@@ -251,6 +252,15 @@ def test_set_defaults_rejects_local_path(anon_settings, sandbox):
 
     assert result.exit_code == 1
     assert "Invalid destination path 'C:\\out': it is not a UNC path" in result.stderr
+
+
+@pytest.mark.skipif(os.sep != "/", reason="the quoting hint is for POSIX shells")
+def test_set_defaults_unquoted_unc_hints_quotes(anon_settings, sandbox):
+    # What bash passes on for an unquoted \\fileserver01\research\out.
+    result = run_anon("create", "set-defaults", "--destination-path", "\\fileserver01researchout")
+
+    assert result.exit_code == 1
+    assert "put the path in single quotes" in result.stderr
 
 
 def test_settings_file_keeps_upstream_format(anon_settings, sandbox):
