@@ -345,6 +345,29 @@ def test_add_accession_numbers_skips_present(initialized):
     assert "Skipped accession_number:1: the mapping has it already" in result.stdout
 
 
+def test_add_accession_numbers_warns_on_other_pseudonym(initialized):
+    run_anon("map", "add-accession-numbers", "1")
+    (kept,) = [pseudonym for source, pseudonym in rows(initialized) if source == "accession_number:1"]
+    (initialized / "numbers.csv").write_text("accession number,pseudonym\n1,studyX\n")
+
+    result = run_anon("map", "add-accession-numbers", "--input-file", "numbers.csv")
+
+    assert result.exit_code == 0
+    assert f"keeps its pseudonym '{kept}' from the mapping, not 'studyX'" in result.stderr
+    assert rows(initialized) == [("accession_number:1", kept)]
+
+
+def test_add_study_folders_warns_on_other_pseudonym(in_data):
+    run_anon("map", "add-study-folders", "patient1/study")
+    (kept,) = [pseudonym for _, pseudonym in rows(in_data)]
+    (in_data / "data" / "folders.csv").write_text("folder,pseudonym\npatient1/study,anon_patientA\n")
+
+    result = run_anon("map", "add-study-folders", "--input-file", "folders.csv")
+
+    assert result.exit_code == 0
+    assert f"keeps its pseudonym '{kept}' from the mapping, not 'anon_patientA'" in result.stderr
+
+
 def test_add_accession_numbers_none_given(initialized):
     assert "No accession numbers given." in run_anon("map", "add-accession-numbers").stderr
 

@@ -186,6 +186,7 @@ def add_study_folders(context: AnonCommandContext, paths: Tuple[str, ...], input
     if not folders:
         raise UserInputError("No folders given. Give folder paths, or an input file with --input-file.")
 
+    given_pseudonyms = {Path(folder): pseudonym for folder, pseudonym in folders if pseudonym}
     mapping_file = active_mapping_file(context)
     resolver = mapping_actions.SourcePathResolver(mapping_file, context.current_dir, context.settings.unc_paths)
     click.echo(f"Adding {len(folders)} folders to mapping '{mapping_file.path}'")
@@ -206,6 +207,7 @@ def add_study_folders(context: AnonCommandContext, paths: Tuple[str, ...], input
                 click.echo(f"{folder_label}: {result.files_found} files, none of them DICOM. Not added.")
             elif result.already_in_mapping:
                 click.echo(f"{folder_label}: {result.dicom_count} DICOM files. Updated its selection and kept the existing row {result.row.source}.")
+                _warn_if_pseudonym_differs(result.row, given_pseudonyms.get(Path(result.folder)))
             else:
                 added += 1
                 click.echo(f"{folder_label}: {result.dicom_count} DICOM files, added as {result.row.source} (pseudonym {result.row.pseudo_name}).")
@@ -214,6 +216,16 @@ def add_study_folders(context: AnonCommandContext, paths: Tuple[str, ...], input
         raise UserInputError(
             f"{len(empty_folders)} folders contain no DICOM files and were not added: {', '.join(empty_folders)}. "
             f"Check the folder names, or use --no-check-dicom to choose files by name."
+        )
+
+
+def _warn_if_pseudonym_differs(row, given: Optional[str]) -> None:
+    """Warn when an input file gives a row that is already in the mapping another pseudonym."""
+    if given and given not in (row.pseudo_name, row.pseudo_id):
+        click.echo(
+            f"Warning: {row.source} keeps its pseudonym '{row.pseudo_name or row.pseudo_id}' from the mapping, "
+            f"not '{given}'. To use '{given}', change the row with 'anon map edit'.",
+            err=True,
         )
 
 
@@ -246,8 +258,12 @@ def add_accession_numbers(context: AnonCommandContext, accession_numbers: Tuple[
     result = add_numbers(mapping_file, numbers)
     for row in result.added:
         click.echo(f"Added {row.source} (pseudonym {row.pseudo_name})")
+    given_pseudonyms = {f"accession_number:{number}": pseudonym for number, pseudonym in numbers if pseudonym}
+    rows = {str(row.source): row for row in mapping_file.load().rows} if result.already_present else {}
     for source in result.already_present:
         click.echo(f"Skipped {source}: the mapping has it already")
+        if str(source) in rows:
+            _warn_if_pseudonym_differs(rows[str(source)], given_pseudonyms.get(str(source)))
     click.echo(f"Added {len(result.added)} accession numbers to mapping '{mapping_file.path}'.")
 
 
