@@ -223,8 +223,8 @@ def test_add_study_folders_sets_root(in_data):
 
 def test_add_study_folders_output(in_data):
     output = run_anon("map", "add-study-folders", "patient1/study").stdout
-    assert "patient1/study: 1 DICOM files, added as fileselection:patient1/study/fileselection.txt" in output
-    assert "Added 1 folders to the mapping." in output
+    assert "patient1/study: 1 DICOM file, added as fileselection:patient1/study/fileselection.txt" in output
+    assert "Added 1 folder to the mapping." in output
 
 
 def test_add_study_folders_selection_file(in_data):
@@ -236,7 +236,7 @@ def test_add_study_folders_selection_file(in_data):
 def test_add_study_folders_without_dicom(in_data):
     result = run_anon("map", "add-study-folders", "*/study")
     assert result.exit_code == 1
-    assert "patient3/study: 1 files, none of them DICOM. Not added." in result.stdout
+    assert "patient3/study: 1 file, none of them DICOM. Not added." in result.stdout
     assert "Error: 1 folders contain no DICOM files and were not added: patient3/study." in result.stderr
     assert len(rows(in_data)) == 2
 

@@ -212,7 +212,7 @@ def _result_line(request: "JobRequest", job_id: Optional[str], error) -> str:
 def _report(result: "CreationResult", requested: int, folder: Path) -> None:
     job_ids = result.job_ids
     if job_ids:
-        click.echo(f"Created {len(job_ids)} jobs: {_format_ids(job_ids)}")
+        click.echo(f"Created {len(job_ids)} job{'' if len(job_ids) == 1 else 's'}: {_format_ids(job_ids)}")
         click.echo(f"Saved the job ids in the batch in '{folder}'. Follow them with `anon batch status`.")
     if result.batch_error is not None:
         click.echo(

@@ -204,19 +204,24 @@ def add_study_folders(context: AnonCommandContext, paths: Tuple[str, ...], input
             folder_label = _relative_label(result.folder, context.current_dir)
             if result.row is None:
                 empty_folders.append(folder_label)
-                click.echo(f"{folder_label}: {result.files_found} files, none of them DICOM. Not added.")
+                click.echo(f"{folder_label}: {_count(result.files_found, 'file')}, none of them DICOM. Not added.")
             elif result.already_in_mapping:
-                click.echo(f"{folder_label}: {result.dicom_count} DICOM files. Updated its selection and kept the existing row {result.row.source}.")
+                click.echo(f"{folder_label}: {_count(result.dicom_count, 'DICOM file')}. Updated its selection and kept the existing row {result.row.source}.")
                 _warn_if_pseudonym_differs(result.row, given_pseudonyms.get(Path(result.folder)))
             else:
                 added += 1
-                click.echo(f"{folder_label}: {result.dicom_count} DICOM files, added as {result.row.source} (pseudonym {result.row.pseudo_name}).")
-    click.echo(f"Added {added} folders to the mapping.")
+                click.echo(f"{folder_label}: {_count(result.dicom_count, 'DICOM file')}, added as {result.row.source} (pseudonym {result.row.pseudo_name}).")
+    click.echo(f"Added {_count(added, 'folder')} to the mapping.")
     if empty_folders:
         raise UserInputError(
             f"{len(empty_folders)} folders contain no DICOM files and were not added: {', '.join(empty_folders)}. "
             f"Check the folder names, or use --no-check-dicom to choose files by name."
         )
+
+
+def _count(number: int, noun: str) -> str:
+    """Return ``'1 file'`` or ``'3 files'``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _warn_if_pseudonym_differs(row, given: Optional[str]) -> None:

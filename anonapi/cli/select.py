@@ -77,9 +77,9 @@ def add(
         )
     kind = "DICOM" if check_dicom else "named like DICOM"
     click.echo(
-        f"Found {result.files_found} matching files, {result.dicom_count} {kind}. "
-        f"Added {result.files_added} to '{result.selection.path}', which now lists "
-        f"{len(result.selection.selected_paths)} files."
+        f"Found {result.files_found} matching file{'' if result.files_found == 1 else 's'}, "
+        f"{result.dicom_count} {kind}. Added {result.files_added} to '{result.selection.path}', which now lists "
+        f"{len(result.selection.selected_paths)} file{'' if len(result.selection.selected_paths) == 1 else 's'}."
     )
 
 
