@@ -114,7 +114,7 @@ def test_reset_failure_does_not_stop_others(run_anon, fake_server):
     assert result.exit_code == 1
     assert "Reset job 1." in result.stdout
     assert "Reset job 3." in result.stdout
-    assert "Error: job 77:" in result.stderr
+    assert "Error: job 77 not found on fake." in result.stderr
     assert "Job with id 77 does not exist" in result.stderr
     assert "2 succeeded, 1 failed" in result.stdout
 
@@ -147,7 +147,7 @@ def test_cancel_confirmation_shortens_long_list(run_anon):
 def test_cancel_unknown_job(run_anon):
     result = run_anon("job", "cancel", "-y", "55")
     assert result.exit_code == 1
-    assert "Job with id 55 does not exist" in result.stderr
+    assert result.stderr == "Error: job 55 not found on fake. Check the id and the active server.\n"
 
 
 def test_set_opt_out_ignore(run_anon, fake_server):

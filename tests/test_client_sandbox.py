@@ -198,7 +198,7 @@ def test_sandbox_cli_reset_partial_failure(run_anon, anon_settings, sandbox, hel
     result = run_anon("job", "reset", "-y", str(held_jobs[0]), "999999")
     assert result.exit_code == 1
     assert sandbox.get_job(held_jobs[0])["status"] == JobStatus.ACTIVE
-    assert "Job with id 999999 does not exist" in result.stderr
+    assert "Error: job 999999 not found on sandbox." in result.stderr
 
 
 def test_sandbox_cli_get_token(run_anon, anon_settings, sandbox):

@@ -64,6 +64,13 @@ def report_missing(job_ids: Sequence[str], found_ids: Sequence[str], server: Rem
     return bool(missing)
 
 
+def _is_unknown_job(error: Exception) -> bool:
+    """Whether the server rejected the call because the job id does not exist (its recorded 400 body)."""
+    from anonapi.exceptions import APIError
+
+    return isinstance(error, APIError) and "does not exist" in str(error.errors.get("job_id", ""))
+
+
 @job.command()
 @job_ids_argument
 @output_option("table", "json")
@@ -139,6 +146,8 @@ def change_jobs(
     for job_id in ids:
         if job_id in result.succeeded:
             click.echo(f"{done_message} {job_id}.")
+        elif _is_unknown_job(result.failed[job_id]):
+            click.echo(f"Error: job {job_id} not found on {active.name}. Check the id and the active server.", err=True)
         else:
             click.echo(f"Error: job {job_id}: {format_error(result.failed[job_id])}", err=True)
     if len(ids) > 1:
