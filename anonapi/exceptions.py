@@ -51,11 +51,11 @@ class ServerNotReachableError(ServerError):
 
 
 class CredentialsRejectedError(ServerError):
-    """The server answered 401: the user name or token is wrong."""
+    """The server responded with 401: the user name or token is wrong."""
 
 
 class APIError(ServerError):
-    """The server answered 400: the API ran but rejected the call.
+    """The server responded with 400: the API ran but rejected the call.
 
     ``errors`` is the server's map from field or exception name to message.
     """
@@ -85,7 +85,7 @@ class UnknownFunctionError(ServerError):
 
 
 class WrongMethodError(ServerError):
-    """The server answered 405: the function needs the other HTTP method."""
+    """The server responded with 405: the function needs the other HTTP method."""
 
 
 class UnexpectedResponseError(ServerError):
@@ -152,7 +152,7 @@ class JobCreationError(AnonAPIError):
 
 
 class FileLockedError(AnonAPIError):
-    """Another program, typically Excel on Windows, holds the file open."""
+    """Another program, typically Excel on Windows, has the file open."""
 
 
 class SandboxError(AnonAPIError):

@@ -65,7 +65,7 @@ def report_missing(job_ids: Sequence[str], found_ids: Sequence[str], server: Rem
 
 
 def _is_unknown_job(error: Exception) -> bool:
-    """Whether the server rejected the call because the job id does not exist (its recorded 400 body)."""
+    """Return whether the server rejected the call because the job id does not exist (its recorded 400 body)."""
     from anonapi.exceptions import APIError
 
     return isinstance(error, APIError) and "does not exist" in str(error.errors.get("job_id", ""))
