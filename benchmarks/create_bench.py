@@ -52,7 +52,8 @@ import yaml
 
 from anonapi.batch import BatchFolder
 
-UPSTREAM_VERSION = "2.1.2"
+from upstream import UPSTREAM_VERSION, compile_bytecode, ensure_upstream
+
 SERVER_NAME = "sandbox"
 SHARE_UNC = "\\\\sandbox\\share"
 OUTPUT_UNC = "\\\\sandbox\\output"
@@ -88,32 +89,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="anonapi-create-bench-") as temporary:
         results = run_benchmarks(Path(temporary), ours, upstream, kinds, arguments)
     print_report(results, arguments)
-
-
-def compile_bytecode() -> None:
-    """Write the bytecode caches of this anonapi, as pip does when it installs a package.
-
-    Without them (PYTHONDONTWRITEBYTECODE set, or sources changed since the
-    last run) every timed process first compiles the changed modules, which
-    took up to 0.3 s of CPU time per run on the machine of docs/benchmarks.md.
-    anonapi 2.1.2 has its caches from pip.
-    """
-    import compileall
-
-    import anonapi
-
-    compileall.compile_dir(str(Path(anonapi.__file__).parent), quiet=1)
-
-
-def ensure_upstream(venv: Path) -> Path:
-    """Return the upstream `anon` executable, creating its virtual environment if missing."""
-    executable = venv / "bin" / "anon"
-    if executable.exists():
-        return executable
-    print(f"Creating {venv} with anonapi=={UPSTREAM_VERSION}", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", f"anonapi=={UPSTREAM_VERSION}"], check=True)
-    return executable
 
 
 def run_benchmarks(root: Path, ours: str, upstream: Optional[str], kinds: List[str], arguments) -> Dict:

@@ -39,7 +39,8 @@ from typing import List, Tuple
 
 from pydicom.data import get_testdata_file
 
-UPSTREAM_VERSION = "2.1.2"
+from upstream import UPSTREAM_VERSION, ensure_upstream
+
 STUDY_FOLDERS = 200
 DICOM_FILES_PER_STUDY = 80
 OTHER_FILES_PER_STUDY = 20
@@ -152,16 +153,6 @@ def report(name: str, times: List[Tuple[float, float]], selected: int) -> None:
         f"{name}: median {statistics.median(wall):.2f} s wall-clock ({runs}), "
         f"{statistics.median(cpu):.2f} s CPU, over {len(times)} runs; selected {selected} files"
     )
-
-
-def ensure_upstream(venv: Path) -> Path:
-    """Return the ``anon`` program of anonapi 2.1.2, installing it into ``venv`` first if needed."""
-    program = venv / ("Scripts" if os.name == "nt" else "bin") / "anon"
-    if not program.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        pip = venv / ("Scripts" if os.name == "nt" else "bin") / "pip"
-        subprocess.run([str(pip), "install", f"anonapi=={UPSTREAM_VERSION}"], check=True)
-    return program
 
 
 if __name__ == "__main__":
