@@ -30,7 +30,10 @@ def atomic_write_text(
     :raises FileLockedError: if another program holds ``path`` open (Windows)
     """
     target = Path(path)
-    descriptor, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        descriptor, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except PermissionError as error:
+        raise _locked_error(target) from error
     try:
         if mode is not None:
             os.chmod(temporary_name, mode)
@@ -54,8 +57,29 @@ def _replace(source: str, target: Path) -> None:
         os.replace(source, target)
     except PermissionError as error:
         # On Windows a file that Excel has open cannot be replaced.
+        raise _locked_error(target) from error
+
+
+def _locked_error(target: Path) -> FileLockedError:
+    return FileLockedError(
+        f"Cannot write '{target}': permission denied, because another program such as Excel has it open or "
+        f"the folder '{target.parent}' is read-only. Close it in the other program and try again, or ask for "
+        "write permission on the folder."
+    )
+
+
+def delete_file(path: PathLike) -> None:
+    """Remove a user's file.
+
+    :raises FileLockedError: if another program has the file open (Windows), or the folder is read-only
+    """
+    target = Path(path)
+    try:
+        target.unlink()
+    except PermissionError as error:
         raise FileLockedError(
-            f"Cannot write '{target}': another program has it open. Close it in the other program and try again."
+            f"Cannot delete '{target}': permission denied. If another program such as Excel has it open, "
+            f"close it in the other program and try again; else ask for write permission on '{target.parent}'."
         ) from error
 
 

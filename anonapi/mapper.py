@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 from anonapi.exceptions import FileLockedError, MappingError
-from anonapi.fileio import atomic_write_text
+from anonapi.fileio import atomic_write_text, delete_file
 from anonapi.inputfile import read_text_file
 from anonapi.parameters import SourceIdentifier, parse_source_identifier
 
@@ -239,26 +239,14 @@ class MappingFile:
         """
         text = format_mapping(mapping, delimiter or local_csv_delimiter())
         encoding = "utf-8" if text.isascii() else "utf-8-sig"
-        try:
-            atomic_write_text(self.path, text, encoding=encoding, newline="")
-        except PermissionError as error:
-            raise FileLockedError(
-                f"Cannot write '{self.path}': permission denied. If another program such as Excel has it open, "
-                f"close it in the other program and try again; else ask for write permission on '{self.path.parent}'."
-            ) from error
+        atomic_write_text(self.path, text, encoding=encoding, newline="")
 
     def delete(self) -> None:
         """Remove the file.
 
         :raises FileLockedError: if another program holds the file open, or the folder is read-only
         """
-        try:
-            self.path.unlink()
-        except PermissionError as error:
-            raise FileLockedError(
-                f"Cannot delete '{self.path}': permission denied. If another program such as Excel has it open, "
-                f"close it in the other program and try again."
-            ) from error
+        delete_file(self.path)
 
 
 def local_csv_delimiter() -> str:

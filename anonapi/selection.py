@@ -27,7 +27,7 @@ import yaml
 
 from anonapi.dicom import ProgressCallback, list_files, select_dicom_files
 from anonapi.exceptions import FileLockedError, FileSelectionError, UserInputError
-from anonapi.fileio import atomic_write_text
+from anonapi.fileio import atomic_write_text, delete_file
 from anonapi.inputfile import read_text_file
 
 DEFAULT_SELECTION_FILE_NAME = "fileselection.txt"
@@ -110,26 +110,14 @@ class FileSelectionFile:
             "selected_paths": list(self.selected_paths),
         }
         text = yaml.dump(content, Dumper=_Dumper, default_flow_style=False, sort_keys=False, allow_unicode=True)
-        try:
-            atomic_write_text(self.path, text)
-        except PermissionError as error:
-            raise FileLockedError(
-                f"Cannot write '{self.path}': permission denied. If another program has it open, close it in the "
-                f"other program and try again; else ask for write permission on '{self.folder}'."
-            ) from error
+        atomic_write_text(self.path, text)
 
     def delete(self) -> None:
         """Remove the file from disk.
 
         :raises FileLockedError: if another program holds the file open, or the folder is read-only
         """
-        try:
-            self.path.unlink()
-        except PermissionError as error:
-            raise FileLockedError(
-                f"Cannot delete '{self.path}': permission denied. If another program has it open, close it in the "
-                f"other program and try again; else ask for write permission on '{self.folder}'."
-            ) from error
+        delete_file(self.path)
 
     def add_paths(self, paths: Iterable[os.PathLike | str]) -> int:
         """Add paths (absolute, or relative to the folder) that are not selected yet.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import openpyxl
@@ -473,7 +474,15 @@ def test_add_study_folders_read_only_study_folder(in_data, monkeypatch):
     def write_denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("anonapi.selection.atomic_write_text", write_denied)
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_denied_for_selections(*args, **kwargs):
+        # The study folder is read-only; the mapping's folder is not.
+        if kwargs.get("prefix", "").startswith(".fileselection.txt"):
+            write_denied()
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr("anonapi.fileio.tempfile.mkstemp", mkstemp_denied_for_selections)
     result = run_anon("map", "add-study-folders", "patient1/study")
     assert result.exit_code == 1
     assert "Cannot write '" in result.stderr

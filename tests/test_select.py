@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 from pydicom.data import get_testdata_file
 
+import anonapi.fileio
 import anonapi.selection
 from anonapi.cli.main import cli
 from anonapi.exceptions import FileLockedError, FileSelectionError, UserInputError
@@ -386,7 +387,8 @@ def test_save_permission_denied(tmp_path, monkeypatch):
     def write_denied(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(anonapi.selection, "atomic_write_text", write_denied)
+    # A read-only folder: the temporary file of the atomic write cannot be created.
+    monkeypatch.setattr(anonapi.fileio.tempfile, "mkstemp", write_denied)
     with pytest.raises(FileLockedError, match="Cannot write .*fileselection.txt': permission denied"):
         FileSelectionFile(tmp_path / "fileselection.txt").save()
 
