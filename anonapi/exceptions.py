@@ -89,7 +89,7 @@ class WrongMethodError(ServerError):
 
 
 class UnexpectedResponseError(ServerError):
-    """The server answered with a status code the contract does not define."""
+    """The server responded with a status code that the IDIS web API does not define."""
 
     def __init__(
         self,

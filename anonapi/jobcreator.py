@@ -45,7 +45,7 @@ Why a kill at any moment loses no job id and makes no duplicate:
   every recorded id without a ``batched`` line to the batch.
 
 Lines other than intents are written without waiting for the disk: a killed
-process cannot lose them, because the operating system already holds them.
+process cannot lose them, because the operating system already has them in its buffers.
 A crash of the operating system or a power loss can lose them, but not the
 synced intent lines, so the next run finds those jobs by their token.
 

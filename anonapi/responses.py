@@ -83,7 +83,7 @@ class JobInfo:
 
     @property
     def has_error(self) -> bool:
-        """Whether the error field holds a real message (the server writes " " for none)."""
+        """Whether the error field contains a real message (the server writes " " for none)."""
         return bool(self.error and str(self.error).strip())
 
     def __repr__(self) -> str:
