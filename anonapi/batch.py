@@ -31,7 +31,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 import yaml
 
-from anonapi.bulk import DEFAULT_MAX_CONCURRENT_REQUESTS, BulkResult, run_bulk
+from anonapi.bulk import DEFAULT_MAX_CONCURRENT_REQUESTS, BulkResult
 from anonapi.exceptions import AnonAPIError, BatchError, NoBatchDefinedError
 from anonapi.fileio import atomic_write_text, file_lock
 from anonapi.objects import RemoteAnonServer
@@ -390,7 +390,7 @@ def reset_jobs(
     on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
 ) -> BulkResult:
     """Reset each job so that the server processes it again. A failure does not stop the others."""
-    return run_bulk(lambda job_id: tool.reset_job(server, job_id), job_ids, max_workers, on_done)
+    return tool.reset_jobs(server, job_ids, max_workers, on_done)
 
 
 def cancel_jobs(
@@ -401,7 +401,7 @@ def cancel_jobs(
     on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
 ) -> BulkResult:
     """Cancel each job, so that its status becomes INACTIVE. A failure does not stop the others."""
-    return run_bulk(lambda job_id: tool.cancel_job(server, job_id), job_ids, max_workers, on_done)
+    return tool.cancel_jobs(server, job_ids, max_workers, on_done)
 
 
 # --- Failed jobs, grouped by kind of error ------------------------------------

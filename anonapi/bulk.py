@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import Callable, Dict, Iterable, Optional, TypeVar
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
 from anonapi.exceptions import AnonAPIError, CredentialsRejectedError, ServerNotReachableError
 
@@ -42,7 +41,7 @@ def run_bulk(
     max_workers: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
     on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
 ) -> BulkResult:
-    """Call ``operation(job_id)`` for every id, at most ``max_workers`` at a time.
+    """Call ``operation(job_id)`` for every id, at most ``max_workers`` at a time, in threads.
 
     A failure on one job does not stop the others: AnonAPIError is recorded in
     ``failed`` and the rest go on. The exceptions are errors that every other
@@ -53,29 +52,65 @@ def run_bulk(
     ``on_done(job_id, error_or_None)`` is called in the caller's thread after
     each job, for progress bars.
     """
-    result = BulkResult()
+    return collect(in_threads(operation, job_ids, max_workers), on_done)
+
+
+def in_threads(
+    operation: Callable[[str], Result], job_ids: Iterable[str], max_workers: int = DEFAULT_MAX_CONCURRENT_REQUESTS
+) -> Iterator[Tuple[str, Union[Result, AnonAPIError]]]:
+    """Call ``operation(job_id)`` for every id in at most ``max_workers`` threads; yield ``(job_id, outcome)``.
+
+    The outcome is the result, or the AnonAPIError the operation raised. Any
+    other exception propagates. Closing the generator drops the calls not yet
+    started and waits for the running ones.
+    """
+    # Imported here: the commands that change many jobs send them from one thread.
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
     ids = list(job_ids)
     if not ids:
-        return result
-
+        return
     executor = ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(ids))))
     try:
         futures = {executor.submit(operation, job_id): job_id for job_id in ids}
         for future in as_completed(futures):
-            job_id = futures[future]
-            error: Optional[AnonAPIError] = None
             try:
-                result.succeeded[job_id] = future.result()
-            except STOPPING_ERRORS:
-                raise
-            except AnonAPIError as caught:
-                error = caught
-                result.failed[job_id] = caught
-                logger.info("Job %s failed: %s", job_id, caught)
+                outcome: Union[Result, AnonAPIError] = future.result()
+            except AnonAPIError as error:
+                outcome = error
+            yield futures[future], outcome
+    finally:
+        # After Ctrl+C, a stopping error or a bug, operations not yet started are
+        # dropped: only the ones already running finish. A with-block would run all of them first.
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def collect(
+    outcomes: Iterable[Tuple[str, Any]],
+    on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
+) -> BulkResult:
+    """Record ``(job_id, result or AnonAPIError)`` pairs in a BulkResult, as ``run_bulk`` describes.
+
+    Raises the first rejected-credentials or unreachable-server error, after
+    closing ``outcomes`` so that no more calls are sent.
+    """
+    result = BulkResult()
+    iterator = iter(outcomes)
+    try:
+        for job_id, outcome in iterator:
+            error: Optional[AnonAPIError] = None
+            if isinstance(outcome, STOPPING_ERRORS):
+                raise outcome
+            if isinstance(outcome, AnonAPIError):
+                error = outcome
+                result.failed[job_id] = outcome
+                logger.info("Job %s failed: %s", job_id, outcome)
+            else:
+                result.succeeded[job_id] = outcome
             if on_done is not None:
                 on_done(job_id, error)
     finally:
-        # After Ctrl+C or a bug, operations not yet started are dropped: only the
-        # ones already running finish. A with-block would run all of them first.
-        executor.shutdown(wait=True, cancel_futures=True)
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
     return result

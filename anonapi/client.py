@@ -16,10 +16,10 @@ import math
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit, urlunsplit
 
+from anonapi.bulk import BulkResult, collect, in_threads
 from anonapi.exceptions import (
     APIError,
     AnonAPIError,
@@ -52,6 +52,15 @@ JOB_IDS_PER_REQUEST = 100
 
 # Marks WebAPIClient._direct_transport before the first call decides it.
 _UNDECIDED = object()
+
+# modify_job arguments that reset a job.
+RESET_ARGUMENTS: Dict[str, Any] = {
+    "status": JobStatus.ACTIVE,
+    "files_downloaded": 0,
+    "files_processed": 0,
+    # The server does not take an empty string here.
+    "error": " ",
+}
 
 # Connections kept open per server, for the threads of bulk operations that
 # share one client. anonapi.settings limits max_concurrent_requests to this.
@@ -178,6 +187,57 @@ class WebAPIClient:
         """
         return self._call("POST", function_name, kwargs)
 
+    def post_many(
+        self, function_name: str, calls: Iterable[Tuple[Any, Dict[str, Any]]], max_in_flight: int
+    ) -> Iterator[Tuple[Any, Union[Dict[str, Any], AnonAPIError]]]:
+        """Call one API function with POST once per ``(key, arguments)`` in ``calls``, never retried.
+
+        At most ``max_in_flight`` calls wait for a response at a time. Yields
+        ``(key, response)`` in the order the responses arrive, where the
+        response is the JSON of the call, or the AnonAPIError it failed with:
+        one failed call does not stop the others. Closing the generator stops
+        sending the calls not yet sent.
+        """
+        url = self.url_for(function_name)
+        # Numbered, so that a key given twice still gets a response per call.
+        numbered = list(enumerate(calls))
+        direct = self._get_direct_transport()
+        if direct is None or not direct.accepts(url):
+            def post_one(index: Any) -> Dict[str, Any]:
+                return self.post(function_name, **numbered[index][1][1])
+
+            for index, outcome in in_threads(post_one, range(len(numbered)), max_in_flight):
+                yield numbered[index][1][0], outcome
+            return
+
+        from anonapi.transport import DirectTransportError
+
+        check_token(self.token)
+        sent: Dict[int, Dict[str, Any]] = {}
+
+        def requests_to_send() -> Iterator[Tuple[int, str, Dict[str, Any]]]:
+            for index, (_, arguments) in numbered:
+                data = dict(arguments)
+                data.setdefault("user_name", self.username)
+                sent[index] = data
+                yield index, url, data
+
+        for index, outcome in direct.request_many("POST", requests_to_send(), self.timeout, max_in_flight):
+            data = sent.pop(index)
+            key = numbered[index][1][0]
+            try:
+                if isinstance(outcome, DirectTransportError):
+                    self._send_with_requests("POST", url, data, outcome.as_requests_error())
+                    raise AssertionError("unreachable: _send_with_requests raises the failure it is given")
+                if outcome is None:
+                    # A redirect, which requests follows. NOTE: as in _send, the POST is sent again.
+                    outcome = self._send_with_requests("POST", url, data)
+                yield key, self._parse_response(outcome, function_name, url)
+            except _RetryableConnectionError as error:
+                yield key, error.cause
+            except AnonAPIError as error:
+                yield key, error
+
     def get_documentation(self) -> str:
         """Return the API's own description, which also shows that the server is up and an IDIS API.
 
@@ -296,7 +356,14 @@ class WebAPIClient:
                 # server did not act on a request that it answered with a redirect.
                 if response is not None:
                     return response
+        return self._send_with_requests(method, url, data, failure)
 
+    def _send_with_requests(self, method: str, url: str, data: Dict[str, Any], failure: Optional[Exception] = None):
+        """Send a call through the requests session, or raise ``failure``, a requests error, translated.
+
+        :raises _RetryableConnectionError: for failures that a GET may retry
+        :raises ServerError: for the others
+        """
         import requests
 
         session = self._get_session()
@@ -616,6 +683,8 @@ class AnonClientTool:
         if len(chunks) == 1:
             results = [fetch(chunks[0])]
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             executor = ThreadPoolExecutor(max_workers=max(1, min(self.max_concurrent_requests, len(chunks))))
             try:
                 results = list(executor.map(fetch, chunks))
@@ -638,16 +707,67 @@ class AnonClientTool:
 
     def reset_job(self, server: RemoteAnonServer, job_id: Any) -> JobInfo:
         """Make a job ACTIVE again with its file counts and error cleared, so the server processes it again."""
-        response = self.get_client(server.url).post(
-            "modify_job",
-            job_id=job_id,
-            status=JobStatus.ACTIVE,
-            files_downloaded=0,
-            files_processed=0,
-            # The server does not take an empty string here.
-            error=" ",
-        )
+        response = self.get_client(server.url).post("modify_job", job_id=job_id, **RESET_ARGUMENTS)
         return _job_info_from_response(response, server, "modify_job", job_id)
+
+    def cancel_jobs(
+        self,
+        server: RemoteAnonServer,
+        job_ids: Iterable[Any],
+        max_concurrent_requests: Optional[int] = None,
+        on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
+    ) -> BulkResult:
+        """Cancel many jobs as ``cancel_job`` does; see ``reset_jobs`` for how."""
+        return self._change_jobs(server, job_ids, "cancel_job", {}, max_concurrent_requests, on_done)
+
+    def reset_jobs(
+        self,
+        server: RemoteAnonServer,
+        job_ids: Iterable[Any],
+        max_concurrent_requests: Optional[int] = None,
+        on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
+    ) -> BulkResult:
+        """Reset many jobs as ``reset_job`` does, with at most ``max_concurrent_requests`` calls at a time.
+
+        Returns an ``anonapi.bulk.BulkResult``: the JobInfo of each changed job
+        and the error of each failed one, which does not stop the others.
+        ``on_done(job_id, error_or_None)`` is called after each job, in this
+        thread. Rejected credentials and an unreachable server stop the run
+        and are raised, because every other job would fail the same way.
+        """
+        return self._change_jobs(server, job_ids, "modify_job", RESET_ARGUMENTS, max_concurrent_requests, on_done)
+
+    def _change_jobs(
+        self,
+        server: RemoteAnonServer,
+        job_ids: Iterable[Any],
+        function_name: str,
+        arguments: Dict[str, Any],
+        max_concurrent_requests: Optional[int],
+        on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]],
+    ) -> BulkResult:
+        client = self.get_client(server.url)
+        ids = [str(job_id) for job_id in job_ids]
+        responses = client.post_many(
+            function_name,
+            ((job_id, dict(arguments, job_id=job_id)) for job_id in ids),
+            max_concurrent_requests or self.max_concurrent_requests,
+        )
+
+        def job_infos() -> Iterator[Tuple[str, Union[JobInfo, AnonAPIError]]]:
+            try:
+                for job_id, response in responses:
+                    if isinstance(response, AnonAPIError):
+                        yield job_id, response
+                        continue
+                    try:
+                        yield job_id, _job_info_from_response(response, server, function_name, job_id)
+                    except AnonAPIError as error:
+                        yield job_id, error
+            finally:
+                responses.close()
+
+        return collect(job_infos(), on_done)
 
     def set_opt_out_ignore(self, server: RemoteAnonServer, job_id: Any, reason: str) -> JobInfo:
         """Let a job go ahead although the patient opted out, recording why (for example the consent obtained)."""

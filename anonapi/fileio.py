@@ -7,7 +7,6 @@ import errno
 import os
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -29,6 +28,9 @@ def atomic_write_text(
 
     :raises FileLockedError: if another program holds ``path`` open (Windows)
     """
+    # Imported here, because commands that only read files, such as 'anon batch reset', need not pay for it.
+    import tempfile
+
     target = Path(path)
     try:
         descriptor, temporary_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import factory
 
+from anonapi.bulk import BulkResult, run_bulk
 from anonapi.client import AnonClientTool, ServerStatus
+from anonapi.exceptions import AnonAPIError
 from anonapi.objects import RemoteAnonServer
 from anonapi.responses import JobInfo, JobsInfoList, JobStatus
 
@@ -127,6 +129,30 @@ class MockAnonClientTool(AnonClientTool):
         return self._next_response(
             "reset_job", server, job_id, status=JobStatus.ACTIVE, files_downloaded=0, files_processed=0, error=" "
         )
+
+    def cancel_jobs(
+        self,
+        server: RemoteAnonServer,
+        job_ids: Iterable[Any],
+        max_concurrent_requests: Optional[int] = None,
+        on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
+    ) -> BulkResult:
+        return self._for_each(self.cancel_job, server, job_ids, max_concurrent_requests, on_done)
+
+    def reset_jobs(
+        self,
+        server: RemoteAnonServer,
+        job_ids: Iterable[Any],
+        max_concurrent_requests: Optional[int] = None,
+        on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
+    ) -> BulkResult:
+        return self._for_each(self.reset_job, server, job_ids, max_concurrent_requests, on_done)
+
+    def _for_each(self, change: Callable, server: RemoteAnonServer, job_ids: Iterable[Any],
+                  max_concurrent_requests: Optional[int], on_done: Optional[Callable]) -> BulkResult:
+        ids = [str(job_id) for job_id in job_ids]
+        workers = max_concurrent_requests or self.max_concurrent_requests
+        return run_bulk(lambda job_id: change(server, job_id), ids, workers, on_done)
 
     def set_opt_out_ignore(self, server: RemoteAnonServer, job_id: Any, reason: str) -> JobInfo:
         return self._next_response("set_opt_out_ignore", server, job_id)

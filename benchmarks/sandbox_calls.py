@@ -5,8 +5,9 @@ sends ``modify_job`` calls as ``anon batch reset`` does, from this process:
 
 - ``bare http.client``: the least a Python client can do per call, one
   kept-alive ``http.client.HTTPSConnection`` per thread.
-- ``anonapi``: ``AnonClientTool.reset_job`` through ``run_bulk``, as
-  ``anon batch reset`` sends them, without the start-up of a process.
+- ``anonapi``: ``AnonClientTool.reset_jobs``, as ``anon batch reset`` sends
+  them, without the start-up of a process. It sends them all from one
+  thread, ``--threads`` at a time.
 - ``requests``: a requests session with a pool of kept-alive connections, to
   compare with the transport anonapi used before.
 
@@ -122,7 +123,6 @@ def in_threads(call: Callable[[int], None], threads: int) -> Callable[[List[int]
 
 def anonapi_client(sandbox: Dict, threads: int) -> Callable[[List[int]], None]:
     """Return a function that resets the jobs with anonapi, as ``anon batch reset`` does after start-up."""
-    from anonapi.bulk import run_bulk
     from anonapi.client import AnonClientTool
     from anonapi.objects import RemoteAnonServer
 
@@ -130,7 +130,7 @@ def anonapi_client(sandbox: Dict, threads: int) -> Callable[[List[int]], None]:
     server = RemoteAnonServer("sandbox", sandbox["url"])
 
     def send_all(job_ids: List[int]) -> None:
-        result = run_bulk(lambda job_id: tool.reset_job(server, job_id), [str(i) for i in job_ids], threads)
+        result = tool.reset_jobs(server, job_ids, threads)
         if not result.all_succeeded:
             raise RuntimeError(f"reset failed: {result.summary()}")
 
@@ -172,7 +172,7 @@ def main() -> None:
 
     clients = {
         "bare http.client": in_threads(bare_client(sandbox), arguments.threads),
-        "anonapi (AnonClientTool, run_bulk)": anonapi_client(sandbox, arguments.threads),
+        "anonapi (AnonClientTool.reset_jobs)": anonapi_client(sandbox, arguments.threads),
         "requests": in_threads(requests_client(sandbox), arguments.threads),
     }
     results: Dict[str, List[Dict[str, float]]] = {name: [] for name in clients}

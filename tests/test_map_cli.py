@@ -482,7 +482,7 @@ def test_add_study_folders_read_only_study_folder(in_data, monkeypatch):
             write_denied()
         return real_mkstemp(*args, **kwargs)
 
-    monkeypatch.setattr("anonapi.fileio.tempfile.mkstemp", mkstemp_denied_for_selections)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_denied_for_selections)
     result = run_anon("map", "add-study-folders", "patient1/study")
     assert result.exit_code == 1
     assert "Cannot write '" in result.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import yaml
 from click.testing import CliRunner
 from pydicom.data import get_testdata_file
 
-import anonapi.fileio
 import anonapi.selection
 from anonapi.cli.main import cli
 from anonapi.exceptions import FileLockedError, FileSelectionError, UserInputError
@@ -388,7 +388,7 @@ def test_save_permission_denied(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied")
 
     # A read-only folder: the temporary file of the atomic write cannot be created.
-    monkeypatch.setattr(anonapi.fileio.tempfile, "mkstemp", write_denied)
+    monkeypatch.setattr(tempfile, "mkstemp", write_denied)
     with pytest.raises(FileLockedError, match="Cannot write .*fileselection.txt': permission denied"):
         FileSelectionFile(tmp_path / "fileselection.txt").save()
 

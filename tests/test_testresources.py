@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import textwrap
 
+from anonapi.batch import reset_jobs
 from anonapi.responses import JobInfo
 from anonapi.testresources import JobInfoFactory, JobStatus, MockAnonClientTool, RemoteAnonServerFactory
 
@@ -117,6 +118,17 @@ def test_mock_records_calls():
     tool = MockAnonClientTool()
     tool.reset_job(server, job_id=7)
     assert tool.calls == [("reset_job", server, 7)]
+
+
+def test_mock_bulk_changes_send_nothing():
+    server = RemoteAnonServerFactory()
+    tool = MockAnonClientTool()
+    result = reset_jobs(tool, server, ["1", "2"])
+    assert sorted(result.succeeded) == ["1", "2"]
+    assert all(info.status == JobStatus.ACTIVE for info in result.succeeded.values())
+    assert sorted(job_id for _, _, job_id in tool.calls) == ["1", "2"]
+    cancelled = tool.cancel_jobs(server, [3])
+    assert cancelled.succeeded["3"].status == JobStatus.INACTIVE
 
 
 def test_mock_create_gives_new_ids():

@@ -5,9 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import threading
+import time
+from urllib.parse import parse_qs
 
 import pytest
 import requests
@@ -15,7 +19,7 @@ import requests
 from fakeserver import TOKEN, USER_NAME
 
 from anonapi.client import AnonClientTool, WebAPIClient
-from anonapi.exceptions import ServerNotReachableError
+from anonapi.exceptions import APIError, ServerNotReachableError
 from anonapi.objects import RemoteAnonServer
 from anonapi.responses import JobStatus
 from anonapi.sandbox import Sandbox
@@ -202,3 +206,236 @@ def test_verification_off_trusts_any_certificate(tls_sandbox, monkeypatch):
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     client = WebAPIClient(tls_sandbox.url, tls_sandbox.user_name, tls_sandbox.token, validate_https=False)
     assert isinstance(client.get("get_jobs"), dict)
+
+
+# --- many calls from one thread -------------------------------------------------------------------
+
+
+class RawServer:
+    """Answers requests on 127.0.0.1 with the bytes that ``respond(number, body)`` returns.
+
+    ``number`` counts requests from 0 over all connections. None closes the
+    connection without a response. A float makes the server wait that many
+    seconds and then answer as for a plain JSON body. ``busiest`` is the most
+    requests it was answering at the same time.
+    """
+
+    def __init__(self, respond):
+        self.respond = respond
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(64)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api"
+        self.lock = threading.Lock()
+        self.received = 0
+        self.answering = 0
+        self.busiest = 0
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
+
+    def _serve(self, connection: socket.socket) -> None:
+        buffer = b""
+        with connection:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    received = connection.recv(65536)
+                    if not received:
+                        return
+                    buffer += received
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+                while len(buffer) < length:
+                    buffer += connection.recv(65536)
+                body, buffer = buffer[:length], buffer[length:]
+                with self.lock:
+                    number = self.received
+                    self.received += 1
+                    self.answering += 1
+                    self.busiest = max(self.busiest, self.answering)
+                reply = self.respond(number, body)
+                if isinstance(reply, float):
+                    time.sleep(reply)
+                    reply = json_reply({"slow": number})
+                time.sleep(0.002)  # long enough for calls to overlap
+                with self.lock:
+                    self.answering -= 1
+                if reply is None:
+                    return
+                connection.sendall(reply)
+                if b"connection: close" in reply.lower() or b"content-length" not in reply.lower().split(b"\r\n\r\n")[0] \
+                        and b"chunked" not in reply.lower():
+                    return
+
+
+def json_reply(content, extra: bytes = b"") -> bytes:
+    body = json.dumps(content).encode("utf-8")
+    return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        len(body), extra, body
+    )
+
+
+def echo_job_id(number: int, body: bytes) -> bytes:
+    """Answer with the job_id of the request, in one of three framings."""
+    job_id = parse_qs(body.decode("ascii"))["job_id"][0]
+    content = json.dumps({"job_id": job_id}).encode("utf-8")
+    if number % 3 == 0:
+        half = len(content) // 2
+        return (
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n" % (half, content[:half], len(content) - half, content[half:])
+        )
+    if number % 3 == 1:
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n" + content
+    return json_reply({"job_id": job_id})
+
+
+@pytest.fixture
+def raw_server(request):
+    server = RawServer(request.param)
+    yield server
+    server.close()
+
+
+def post_many(url: str, job_ids, max_in_flight: int = 4, timeout=(5.0, 60.0)):
+    client = WebAPIClient(url, USER_NAME, TOKEN, timeout=timeout)
+    return dict(client.post_many("cancel_job", ((job_id, {"job_id": job_id}) for job_id in job_ids), max_in_flight))
+
+
+@pytest.mark.parametrize("raw_server", [echo_job_id], indirect=True)
+def test_post_many_reads_every_framing(raw_server):
+    job_ids = [str(number) for number in range(30)]
+    results = post_many(raw_server.url, job_ids)
+    assert results == {job_id: {"job_id": job_id} for job_id in job_ids}
+    assert raw_server.busiest <= 4
+    # Bodies that end with the connection need a new connection for the next call.
+    assert 10 <= raw_server.connections <= 14
+
+
+@pytest.mark.parametrize("raw_server", [lambda number, body: json_reply({"number": number})], indirect=True)
+def test_post_many_keeps_to_max_in_flight(raw_server):
+    results = post_many(raw_server.url, range(40), max_in_flight=3)
+    assert len(results) == 40
+    assert 2 <= raw_server.busiest <= 3
+    assert raw_server.connections <= 3
+
+
+@pytest.mark.parametrize(
+    "raw_server", [lambda number, body: None if number == 3 else json_reply({"number": number})], indirect=True
+)
+def test_post_many_dropped_call_does_not_stop_others(raw_server):
+    results = post_many(raw_server.url, range(10))
+    failed = {key: value for key, value in results.items() if isinstance(value, Exception)}
+    assert len(failed) == 1
+    error = next(iter(failed.values()))
+    assert isinstance(error, ServerNotReachableError)
+    assert "closed the connection without a response" in str(error)
+    assert sum(isinstance(value, dict) for value in results.values()) == 9
+
+
+@pytest.mark.parametrize(
+    "raw_server", [lambda number, body: 2.0 if number == 1 else json_reply({"number": number})], indirect=True
+)
+def test_post_many_read_timeout_fails_that_call(raw_server):
+    results = post_many(raw_server.url, range(6), timeout=(5.0, 0.5))
+    failed = [value for value in results.values() if isinstance(value, Exception)]
+    assert len(failed) == 1
+    assert "reading timed out after 0.5 s" in str(failed[0])
+    assert sum(isinstance(value, dict) for value in results.values()) == 5
+
+
+@pytest.mark.parametrize(
+    "raw_server",
+    [lambda number, body: json_reply({"number": number}, b"Content-Length: 3\r\n") if number == 2
+     else json_reply({"number": number})],
+    indirect=True,
+)
+def test_post_many_invalid_response_fails_that_call(raw_server):
+    results = post_many(raw_server.url, range(5), max_in_flight=1)
+    failed = [value for value in results.values() if isinstance(value, Exception)]
+    assert len(failed) == 1
+    assert "invalid Content-Length" in str(failed[0])
+
+
+@pytest.mark.parametrize("raw_server", [lambda number, body: json_reply({"number": number})], indirect=True)
+def test_closing_post_many_sends_no_more(raw_server):
+    client = WebAPIClient(raw_server.url, USER_NAME, TOKEN)
+    responses = client.post_many("cancel_job", ((number, {"job_id": number}) for number in range(100)), 4)
+    next(responses)
+    next(responses)
+    responses.close()
+    time.sleep(0.1)
+    assert raw_server.received <= 2 + 4 + 1
+
+
+def test_post_many_refused_connection():
+    client = WebAPIClient(f"http://127.0.0.1:{closed_port()}/api", USER_NAME, TOKEN)
+    key, error = next(client.post_many("cancel_job", [("7", {"job_id": 7})], 4))
+    assert key == "7"
+    assert isinstance(error, ServerNotReachableError)
+    assert "connection refused" in str(error)
+
+
+def test_post_many_redirect_followed_by_requests(fake_server):
+    # Answered twice with a redirect: to the first call, and to requests, which sends it again.
+    fake_server.add_fault(count=2, status=307, body=b"", headers={"Location": f"{fake_server.url}/cancel_job"})
+    client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)
+    results = dict(client.post_many("modify_job", [("1", {"job_id": 1, "status": "ACTIVE"})], 4))
+    assert results["1"]["status"] == JobStatus.INACTIVE
+    assert user_agent_of_last_call(fake_server).startswith("python-requests/")
+
+
+def test_post_many_errors_per_call(fake_server):
+    client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)
+    results = dict(client.post_many("cancel_job", [(job_id, {"job_id": job_id}) for job_id in ("1", "99", "2")], 4))
+    assert results["1"]["status"] == JobStatus.INACTIVE
+    assert isinstance(results["99"], APIError)
+    assert results["2"]["job_id"] == 2
+
+
+def test_post_many_same_key_twice(fake_server):
+    client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)
+    outcomes = list(client.post_many("cancel_job", [("1", {"job_id": 1}), ("1", {"job_id": 1})], 4))
+    assert [key for key, _ in outcomes] == ["1", "1"]
+
+
+def test_post_many_through_requests_where_a_proxy_is_set(fake_server, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)
+    results = dict(client.post_many("cancel_job", [(job_id, {"job_id": job_id}) for job_id in ("1", "2", "99")], 2))
+    assert client._get_direct_transport() is None
+    assert results["1"]["status"] == results["2"]["status"] == JobStatus.INACTIVE
+    assert isinstance(results["99"], APIError)
+    assert user_agent_of_last_call(fake_server).startswith("python-requests/")
+
+
+def test_reset_jobs_over_tls(tls_sandbox, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tls_sandbox.ca_bundle))
+    tls_sandbox.faults.hold_jobs(JobStatus.ACTIVE)
+    fields = {
+        "project_name": tls_sandbox.project_name, "source_type": "PATH", "source_path": "\\\\sandbox\\share\\study",
+        "destination_type": "PATH", "destination_path": "\\\\sandbox\\share\\out", "status": JobStatus.ERROR,
+    }
+    job_ids = [str(tls_sandbox.store.create_job(tls_sandbox.user_name, dict(fields))["job_id"]) for _ in range(60)]
+    tool = AnonClientTool(tls_sandbox.user_name, tls_sandbox.token)
+    done = []
+    result = tool.reset_jobs(RemoteAnonServer("sandbox", tls_sandbox.url), job_ids + ["999999"], 8,
+                             lambda job_id, error: done.append(job_id))
+    assert sorted(result.succeeded) == sorted(job_ids)
+    assert list(result.failed) == ["999999"]
+    assert sorted(done) == sorted(job_ids + ["999999"])
+    assert set(tls_sandbox.store.job_statuses([int(job_id) for job_id in job_ids]).values()) == {JobStatus.ACTIVE}
+    assert all(info.status == JobStatus.ACTIVE for info in result.succeeded.values())
