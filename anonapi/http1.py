@@ -1,7 +1,7 @@
 """Read HTTP/1.1 responses from the bytes a connection delivers, as they arrive.
 
 ``ResponseParser`` takes the bytes of one response in pieces of any size and
-says when the response is complete, following the message framing of RFC 9112
+reports when the response is complete, following the message framing of RFC 9112
 section 6: no body for HEAD, 1xx, 204 and 304; a chunked body; a
 Content-Length; or a body that ends when the server closes the connection.
 Interim 1xx responses are skipped. The limits on the status line and header
@@ -83,8 +83,8 @@ class ResponseParser:
 
     After ``feed`` or ``feed_eof`` returns True, ``status``, ``reason``,
     ``headers``, ``body`` and ``will_close`` are set. ``headers_complete``
-    tells whether the status line and header fields have arrived, which
-    decides whether a timeout counts as no response or as a broken one.
+    is True once the status line and header fields have arrived. It decides
+    whether a timeout counts as no response or as a broken one.
     """
 
     def __init__(self, method: str):
@@ -292,10 +292,10 @@ class ResponseParser:
                 end = buffer.find(b"\n", self._position)
                 if end == -1:
                     if len(buffer) - self._position > 2:
-                        raise ProtocolError("a chunk is longer than its size says")
+                        raise ProtocolError("a chunk is longer than its declared size")
                     return False
                 if bytes(buffer[self._position:end]).strip():
-                    raise ProtocolError("a chunk is longer than its size says")
+                    raise ProtocolError("a chunk is longer than its declared size")
                 self._position = end + 1
                 self._chunk_state = "size"
             else:  # trailer fields, up to an empty line

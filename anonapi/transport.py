@@ -144,8 +144,8 @@ def configured_proxies() -> Dict[str, str]:
     A no_proxy list alone (key ``no``) configures no proxy, so it is left out.
     """
     if sys.platform not in ("win32", "darwin") and not any(name.lower().endswith("_proxy") for name in os.environ):
-        # Elsewhere getproxies reads only these variables. Importing urllib.request
-        # costs every command about 10 ms, for the usual answer: none.
+        # Elsewhere getproxies reads only these variables, and usually none is set.
+        # Importing urllib.request would cost every command about 10 ms.
         return {}
     from urllib.request import getproxies
 
@@ -479,7 +479,7 @@ class DirectTransport:
     # Connections
 
     def _release(self, sock: socket.socket, parser: ResponseParser) -> None:
-        """Keep a connection for the next call, unless the response says it cannot carry one."""
+        """Keep a connection for the next call, unless the response marks it as closing or unusable."""
         if parser.will_close or parser.extra_bytes:
             sock.close()
         else:
@@ -548,11 +548,11 @@ class _CallInFlight:
 
 
 def _receive_failure(parser: ResponseParser, error: BaseException) -> Optional[DirectTransportError]:
-    """Return what requests raises when receiving a response fails, or None for errors that are not about that.
+    """Return the error that requests raises when receiving a response fails, or None for other errors.
 
     Before the status line and header fields are complete, a timeout is a
-    ReadTimeout and anything else aborts the connection; after, the body was
-    cut off.
+    ReadTimeout and any other failure an aborted connection. After that, the
+    body was cut off.
     """
     if isinstance(error, socket.timeout):
         if parser.headers_complete:

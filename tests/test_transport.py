@@ -212,12 +212,12 @@ def test_verification_off_trusts_any_certificate(tls_sandbox, monkeypatch):
 
 
 class RawServer:
-    """Answers requests on 127.0.0.1 with the bytes that ``respond(number, body)`` returns.
+    """Responds to requests on 127.0.0.1 with the bytes that ``respond(number, body)`` returns.
 
     ``number`` counts requests from 0 over all connections. None closes the
     connection without a response. A float makes the server wait that many
-    seconds and then answer as for a plain JSON body. ``busiest`` is the most
-    requests it was answering at the same time.
+    seconds and then respond as for a plain JSON body. ``busiest`` is the most
+    requests it was handling at the same time.
     """
 
     def __init__(self, respond):
@@ -228,7 +228,7 @@ class RawServer:
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/api"
         self.lock = threading.Lock()
         self.received = 0
-        self.answering = 0
+        self.in_progress = 0
         self.busiest = 0
         self.connections = 0
         threading.Thread(target=self._accept, daemon=True).start()
@@ -263,15 +263,15 @@ class RawServer:
                 with self.lock:
                     number = self.received
                     self.received += 1
-                    self.answering += 1
-                    self.busiest = max(self.busiest, self.answering)
+                    self.in_progress += 1
+                    self.busiest = max(self.busiest, self.in_progress)
                 reply = self.respond(number, body)
                 if isinstance(reply, float):
                     time.sleep(reply)
                     reply = json_reply({"slow": number})
                 time.sleep(0.002)  # long enough for calls to overlap
                 with self.lock:
-                    self.answering -= 1
+                    self.in_progress -= 1
                 if reply is None:
                     return
                 connection.sendall(reply)
@@ -288,7 +288,7 @@ def json_reply(content, extra: bytes = b"") -> bytes:
 
 
 def echo_job_id(number: int, body: bytes) -> bytes:
-    """Answer with the job_id of the request, in one of three framings."""
+    """Respond with the job_id of the request, in one of three framings."""
     job_id = parse_qs(body.decode("ascii"))["job_id"][0]
     content = json.dumps({"job_id": job_id}).encode("utf-8")
     if number % 3 == 0:
@@ -389,7 +389,7 @@ def test_post_many_refused_connection():
 
 
 def test_post_many_redirect_followed_by_requests(fake_server):
-    # Answered twice with a redirect: to the first call, and to requests, which sends it again.
+    # Two redirect responses: to the first call, and to requests, which sends it again.
     fake_server.add_fault(count=2, status=307, body=b"", headers={"Location": f"{fake_server.url}/cancel_job"})
     client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)
     results = dict(client.post_many("modify_job", [("1", {"job_id": 1, "status": "ACTIVE"})], 4))
@@ -411,7 +411,7 @@ def test_post_many_same_key_twice(fake_server):
     assert [key for key, _ in outcomes] == ["1", "1"]
 
 
-def test_post_many_through_requests_where_a_proxy_is_set(fake_server, monkeypatch):
+def test_post_many_proxy_uses_requests(fake_server, monkeypatch):
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)

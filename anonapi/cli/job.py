@@ -6,6 +6,7 @@ from typing import Callable, List, Optional, Sequence
 
 import click
 
+from anonapi.bulk import BulkResult, run_bulk
 from anonapi.cli.context import AnonCommandContext, format_error, pass_anon_context
 from anonapi.cli.options import echo_json, output_option, yes_option
 from anonapi.exceptions import UserInputError
@@ -125,24 +126,20 @@ def change_jobs(
     job_ids: Sequence[str],
     action: str,
     done_message: str,
-    operation: Callable[[RemoteAnonServer, str], object],
+    change: Callable[[RemoteAnonServer, List[str], int], BulkResult],
     yes: bool,
 ) -> None:
-    """Confirm, then run ``operation`` for every job. A failure on one job does not stop the others.
+    """Confirm, then ``change(server, ids, max_concurrent_requests)`` the jobs. A failed job does not stop the others.
 
     :param action: the change the prompt names, such as "reset"
     :param done_message: printed per changed job, such as "Reset job"
     """
-    from anonapi.bulk import run_bulk
-
     ids = parse_ids(job_ids)
     active = context.get_active_server()
     if not yes:
         click.confirm(f"This will {action} {len(ids)} jobs on {active.name}: {shorten_ids(ids)}. Continue?", abort=True)
 
-    result = run_bulk(
-        lambda job_id: operation(active, job_id), ids, max_workers=context.settings.max_concurrent_requests
-    )
+    result = change(active, ids, context.settings.max_concurrent_requests)
     for job_id in ids:
         if job_id in result.succeeded:
             click.echo(f"{done_message} {job_id}.")
@@ -168,7 +165,7 @@ def reset(context: AnonCommandContext, job_ids: List[str], yes: bool) -> None:
     Exits with status 1 if any job failed.
     """
     tool = context.get_client_tool()
-    change_jobs(context, job_ids, "reset", "Reset job", tool.reset_job, yes)
+    change_jobs(context, job_ids, "reset", "Reset job", tool.reset_jobs, yes)
 
 
 @job.command()
@@ -182,7 +179,7 @@ def cancel(context: AnonCommandContext, job_ids: List[str], yes: bool) -> None:
     Exits with status 1 if any job failed.
     """
     tool = context.get_client_tool()
-    change_jobs(context, job_ids, "cancel", "Cancelled job", tool.cancel_job, yes)
+    change_jobs(context, job_ids, "cancel", "Cancelled job", tool.cancel_jobs, yes)
 
 
 @job.command(name="set-opt-out-ignore")
@@ -211,6 +208,8 @@ def set_opt_out_ignore(context: AnonCommandContext, job_ids: List[str], reason: 
         job_ids,
         f"ignore the opt-out (reason: {reason}) for",
         "Set opt-out ignore for job",
-        lambda server, job_id: tool.set_opt_out_ignore(server, job_id, reason),
+        lambda server, ids, max_workers: run_bulk(
+            lambda job_id: tool.set_opt_out_ignore(server, job_id, reason), ids, max_workers
+        ),
         yes,
     )

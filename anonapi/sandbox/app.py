@@ -146,8 +146,8 @@ class SandboxApplication:
         if base:
             routes.insert(0, Route(base, self.endpoint, methods=ALL_METHODS))
         # A bare Router, without the error and exception middleware that
-        # Starlette() adds: the handlers answer every error of the API
-        # themselves, uvicorn answers anything else with a 500, and each
+        # Starlette() adds: the handlers respond to every error of the API
+        # themselves, uvicorn responds to anything else with a 500, and each
         # middleware layer costs CPU time on every call.
         app = Router(routes=routes)
         return FaultMiddleware(app, self.faults, f"{base}/{ADMIN_FUNCTION}")
