@@ -34,6 +34,7 @@ import yaml
 from anonapi.bulk import DEFAULT_MAX_CONCURRENT_REQUESTS, BulkResult
 from anonapi.exceptions import AnonAPIError, BatchError, NoBatchDefinedError
 from anonapi.fileio import atomic_write_text, file_lock
+from anonapi.jobids import is_job_id
 from anonapi.objects import RemoteAnonServer
 from anonapi.responses import JobInfo, JobStatus
 
@@ -69,7 +70,8 @@ class JobBatch:
         """Create a batch from the output of ``to_dict``.
 
         Ids written as numbers, as hand-edited files sometimes have them, are
-        turned into strings.
+        turned into strings, written as the server writes them ("007" becomes
+        "7"), and an id given twice is kept once.
 
         :raises ValueError: if ``job_ids`` is not a list or the server is missing or incomplete
         """
@@ -78,9 +80,10 @@ class JobBatch:
         job_ids = dict_in.get("job_ids") or []
         if not isinstance(job_ids, list):
             raise ValueError(f"'job_ids' must be a list, got {type(job_ids).__name__}")
-        invalid = [job_id for job_id in job_ids if not str(job_id).strip().isdigit()]
+        invalid = [job_id for job_id in job_ids if isinstance(job_id, bool) or not is_job_id(str(job_id).strip())]
         if invalid:
             raise ValueError(f"job ids must be whole numbers, got {invalid[0]!r}")
+        job_ids = list(dict.fromkeys(str(int(str(job_id).strip())) for job_id in job_ids))
         if not isinstance(dict_in.get("server"), dict):
             raise ValueError("'server' with a 'name' and a 'url' is missing")
         return cls(job_ids=job_ids, server=RemoteAnonServer.from_dict(dict_in["server"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Tuple, TypeVar, Union
 
-from anonapi.exceptions import AnonAPIError, CredentialsRejectedError, ServerNotReachableError
+from anonapi.exceptions import AnonAPIError, CredentialsRejectedError, NoResponseError, ServerNotReachableError
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +17,10 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 8
 
 # Errors that every remaining job would meet too, so the run stops at the first.
 STOPPING_ERRORS = (CredentialsRejectedError, ServerNotReachableError)
+
+# A call without a response (NoResponseError) fails only its job, unless this
+# many calls in a row meet it: then the server has stopped responding.
+MAX_CALLS_WITHOUT_RESPONSE = 3
 
 
 class BulkResult:
@@ -45,10 +49,11 @@ def run_bulk(
 
     A failure on one job does not stop the others: AnonAPIError is recorded in
     ``failed`` and the rest go on. The exceptions are errors that every other
-    job would meet as well: rejected credentials (401) and a server that cannot
-    be reached. These stop the run and propagate, so that a wrong token does
-    not cost one request and one error line per job. Any other exception is a
-    bug and propagates.
+    job would meet as well: rejected credentials (401), a server that cannot
+    be reached, and a server that sent no response to several calls in a row.
+    These stop the run and propagate, so that a wrong token does not cost one
+    request and one error line per job. The error's ``bulk_result`` holds
+    what was done before. Any other exception is a bug and propagates.
     ``on_done(job_id, error_or_None)`` is called in the caller's thread after
     each job, for progress bars.
     """
@@ -91,16 +96,25 @@ def collect(
 ) -> BulkResult:
     """Record ``(job_id, result or AnonAPIError)`` pairs in a BulkResult, as ``run_bulk`` describes.
 
-    Raises the first rejected-credentials or unreachable-server error, after
+    Raises the error that stops the run, with ``bulk_result`` set, after
     closing ``outcomes`` so that no more calls are sent.
     """
     result = BulkResult()
     iterator = iter(outcomes)
+    without_response = 0
     try:
         for job_id, outcome in iterator:
             error: Optional[AnonAPIError] = None
-            if isinstance(outcome, STOPPING_ERRORS):
+            if isinstance(outcome, NoResponseError):
+                without_response += 1
+                if without_response >= MAX_CALLS_WITHOUT_RESPONSE:
+                    outcome.bulk_result = result
+                    raise outcome
+            elif isinstance(outcome, STOPPING_ERRORS):
+                outcome.bulk_result = result
                 raise outcome
+            else:
+                without_response = 0
             if isinstance(outcome, AnonAPIError):
                 error = outcome
                 result.failed[job_id] = outcome

@@ -25,6 +25,7 @@ from anonapi.exceptions import (
     AnonAPIError,
     ConfigurationError,
     CredentialsRejectedError,
+    NoResponseError,
     NotAnAPIError,
     ServerNotReachableError,
     UnexpectedResponseError,
@@ -188,15 +189,24 @@ class WebAPIClient:
         return self._call("POST", function_name, kwargs)
 
     def post_many(
-        self, function_name: str, calls: Iterable[Tuple[Any, Dict[str, Any]]], max_in_flight: int
+        self,
+        function_name: str,
+        calls: Iterable[Tuple[Any, Dict[str, Any]]],
+        max_in_flight: int,
+        idempotent: bool = False,
     ) -> Iterator[Tuple[Any, Union[Dict[str, Any], AnonAPIError]]]:
-        """Call one API function with POST once per ``(key, arguments)`` in ``calls``, never retried.
+        """Call one API function with POST once per ``(key, arguments)`` in ``calls``.
 
         At most ``max_in_flight`` calls wait for a response at a time. Yields
         ``(key, response)`` in the order the responses arrive, where the
         response is the JSON of the call, or the AnonAPIError it failed with:
         one failed call does not stop the others. Closing the generator stops
         sending the calls not yet sent.
+
+        Calls are not retried, with one exception for ``idempotent`` functions
+        (sending them twice does no harm, as for cancel_job): a call that meets
+        a kept-alive connection the server has just closed, before any byte of
+        a response, is sent again on a new connection.
         """
         url = self.url_for(function_name)
         # Numbered, so that a key given twice still gets a response per call.
@@ -222,7 +232,8 @@ class WebAPIClient:
                 sent[index] = data
                 yield index, url, data
 
-        for index, outcome in direct.request_many("POST", requests_to_send(), self.timeout, max_in_flight):
+        outcomes = direct.request_many("POST", requests_to_send(), self.timeout, max_in_flight, idempotent)
+        for index, outcome in outcomes:
             data = sent.pop(index)
             key = numbered[index][1][0]
             try:
@@ -234,9 +245,9 @@ class WebAPIClient:
                     outcome = self._send_with_requests("POST", url, data)
                 yield key, self._parse_response(outcome, function_name, url)
             except _RetryableConnectionError as error:
-                yield key, error.cause
+                yield key, _as_no_response(error.cause, outcome)
             except AnonAPIError as error:
-                yield key, error
+                yield key, _as_no_response(error, outcome)
 
     def get_documentation(self) -> str:
         """Return the API's own description, which also shows that the server is up and an IDIS API.
@@ -389,7 +400,7 @@ class WebAPIClient:
             raise _RetryableConnectionError(_chained(unreachable, error)) from error
         except requests.exceptions.ReadTimeout as error:
             # Not retried: the server may still be working on the request.
-            raise ServerNotReachableError(
+            raise NoResponseError(
                 f"No response from {mask_url(url)}: reading timed out after {self.timeout[1]:g} s. "
                 "The server is up but slow. Try again later or raise the read timeout.",
                 url=url,
@@ -534,6 +545,19 @@ class _RetryableConnectionError(Exception):
         self.cause = cause
 
 
+def _as_no_response(error: AnonAPIError, outcome: Any) -> AnonAPIError:
+    """Return ``error`` as a NoResponseError if the direct transport sent the call before it failed.
+
+    Telling these apart lets a bulk change go on after one call that got no
+    response, where a server that cannot be reached at all stops it.
+    """
+    if type(error) is not ServerNotReachableError or not getattr(outcome, "after_sending", False):
+        return error
+    no_response = NoResponseError(str(error), url=error.url)
+    no_response.__cause__ = error.__cause__
+    return no_response
+
+
 def _chained(error: AnonAPIError, cause: BaseException) -> AnonAPIError:
     """Return ``error`` with ``cause`` as its ``__cause__``, as ``raise error from cause`` would set it."""
     error.__cause__ = cause
@@ -628,6 +652,19 @@ class AnonClientTool:
 
     def __str__(self) -> str:
         return f"AnonClientTool for user {self.username}"
+
+    def close(self) -> None:
+        """Close the connections kept open to every server. The tool can still be used afterwards."""
+        with self._clients_lock:
+            clients = list(self._clients.values())
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> "AnonClientTool":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def get_client(self, url: str) -> WebAPIClient:
         """Return the client for ``url``, the same one on every call, so connections are reused."""
@@ -751,7 +788,9 @@ class AnonClientTool:
         responses = client.post_many(
             function_name,
             ((job_id, dict(arguments, job_id=job_id)) for job_id in ids),
-            max_concurrent_requests or self.max_concurrent_requests,
+            min(max_concurrent_requests or self.max_concurrent_requests, CONNECTION_POOL_SIZE),
+            # Cancelling or resetting a job twice leaves it as once.
+            idempotent=True,
         )
 
         def job_infos() -> Iterator[Tuple[str, Union[JobInfo, AnonAPIError]]]:
@@ -870,9 +909,26 @@ def _job_info_from_response(
     if fields.get("job_id") is None and job_id is not None:
         fields["job_id"] = job_id
     try:
-        return JobInfo.from_json(fields)
+        info = JobInfo.from_json(fields)
     except (TypeError, ValueError) as error:
         raise _unreadable_job_info(server, function_name, error) from error
+    if job_id is not None and _same_job_id(info.job_id, job_id) is False:
+        # A response meant for another call, for example from a proxy that mixes up connections.
+        raise UnexpectedResponseError(
+            f"The server's response to {function_name} of job {job_id} at {mask_url(server.url)} is about job "
+            f"{info.job_id}. If this persists, inform the server's administrator.",
+            url=server.url,
+            status_code=200,
+        )
+    return info
+
+
+def _same_job_id(first: Any, second: Any) -> Optional[bool]:
+    """Return whether two job ids name the same job, or None if either is not a number."""
+    try:
+        return int(str(first).strip()) == int(str(second).strip())
+    except ValueError:
+        return None
 
 
 def _jobs_from_response(response: Dict[str, Any], server: RemoteAnonServer, function_name: str) -> JobsInfoList:

@@ -6,6 +6,7 @@ script can catch that one class. The tree::
     AnonAPIError
     ├── ServerError                     talking to a server failed
     │   ├── ServerNotReachableError     connection refused, name not known, timed out
+    │   │   └── NoResponseError         a call was sent, but no whole response came back
     │   ├── CredentialsRejectedError    401: user name or token rejected
     │   ├── APIError                    400: the API ran but rejected the call (.errors)
     │   ├── NotAnAPIError               404 without documentation, or a body that is not JSON
@@ -39,7 +40,14 @@ class AnonAPIError(Exception):
 
 
 class ServerError(AnonAPIError):
-    """Talking to an anonymization server failed."""
+    """Talking to an anonymization server failed.
+
+    When this stops a change of many jobs (``AnonClientTool.reset_jobs``,
+    ``anonapi.bulk.run_bulk``), ``bulk_result`` is the
+    ``anonapi.bulk.BulkResult`` of the jobs done before it, else None.
+    """
+
+    bulk_result: Any = None
 
     def __init__(self, message: str, url: Optional[str] = None):
         super().__init__(message)
@@ -48,6 +56,10 @@ class ServerError(AnonAPIError):
 
 class ServerNotReachableError(ServerError):
     """No HTTP response: connection refused, host name not known, or timed out."""
+
+
+class NoResponseError(ServerNotReachableError):
+    """A call reached the server, but no whole response came back: it timed out, or the connection broke."""
 
 
 class CredentialsRejectedError(ServerError):

@@ -14,11 +14,19 @@ that wait on their own socket as well as many calls that share one thread.
 
 from __future__ import annotations
 
+import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
 # As http.client: longer lines or more fields mean the peer is not an HTTP server.
 MAX_LINE_LENGTH = 65536
 MAX_HEADER_FIELDS = 100
+# The whole header section, which http.client does not limit as such. IDIS
+# servers send a few hundred bytes; a peer that sends more is not one of them.
+MAX_HEADER_BYTES = 256 * 1024
+
+# ASCII digits only: str.isdigit() and int() also take other scripts' digits and "1_000".
+_DECIMAL = re.compile(r"[0-9]+")
+_HEXADECIMAL = re.compile(r"[0-9A-Fa-f]+")
 
 _NO_BODY_STATUSES = (204, 304)
 
@@ -101,6 +109,9 @@ class ResponseParser:
         self.received_any = False
         self._buffer = bytearray()
         self._position = 0
+        # Where the search for the end of the header section goes on, so that
+        # header bytes that arrive in small pieces are not searched again and again.
+        self._search_from = 0
         self._framing = ""  # "none", "length", "chunked" or "close"
         self._remaining = 0
         self._chunk_state = "size"  # "size", "data", "data_end" or "trailer"
@@ -170,26 +181,35 @@ class ResponseParser:
     def _parse_head(self) -> bool:
         """Parse the status line and header fields if they are all there; skip 1xx responses."""
         buffer = self._buffer
-        end = buffer.find(b"\r\n\r\n", self._position)
+        start = max(self._position, self._search_from)
+        end = buffer.find(b"\r\n\r\n", start)
         separator_length = 4
-        bare_end = buffer.find(b"\n\n", self._position)
+        bare_end = buffer.find(b"\n\n", start)
         if bare_end != -1 and (end == -1 or bare_end < end):
             end, separator_length = bare_end, 2
         if end == -1:
-            if len(buffer) - self._position > MAX_LINE_LENGTH * (MAX_HEADER_FIELDS + 1):
+            if len(buffer) - self._position > MAX_HEADER_BYTES:
                 raise ProtocolError("the header section of the response is too long")
-            if self._position == 0 and b"\n" not in buffer and len(buffer) > MAX_LINE_LENGTH:
+            if buffer.find(b"\n", self._position) == -1 and len(buffer) - self._position > MAX_LINE_LENGTH:
                 raise ProtocolError("the status line of the response is too long")
+            # The end may start in the last 3 bytes and be completed by the next piece.
+            self._search_from = max(self._position, len(buffer) - 3)
             return False
 
+        if end - self._position > MAX_HEADER_BYTES:
+            raise ProtocolError("the header section of the response is too long")
         lines = bytes(buffer[self._position:end]).decode("iso-8859-1").split("\n")
         self._position = end + separator_length
+        self._search_from = self._position
         status_line = lines[0].rstrip("\r")
         if len(status_line) > MAX_LINE_LENGTH:
             raise ProtocolError("the status line of the response is too long")
-        version, _, rest = status_line.partition(" ")
-        status_text, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/") or len(status_text) != 3 or not status_text.isdigit():
+        # Split on runs of whitespace, as http.client does.
+        parts = status_line.split(None, 2)
+        version = parts[0] if parts else ""
+        status_text = parts[1] if len(parts) > 1 else ""
+        reason = parts[2] if len(parts) > 2 else ""
+        if not version.startswith("HTTP/") or len(status_text) != 3 or not _DECIMAL.fullmatch(status_text):
             raise ProtocolError(f"BadStatusLine({status_line[:200]!r})")
         status = int(status_text)
         if status < 100:
@@ -243,10 +263,11 @@ class ResponseParser:
         if transfer_codings and transfer_codings[-1] == "chunked":
             self._framing = "chunked"
             return
+        # Other transfer codings (such as "identity") do not frame the body, as for http.client.
         length_text = headers.get("Content-Length")
-        if length_text is not None and not transfer_codings:
+        if length_text is not None:
             lengths = {part.strip() for part in length_text.split(",")}
-            if len(lengths) != 1 or not next(iter(lengths)).isdigit():
+            if len(lengths) != 1 or not _DECIMAL.fullmatch(next(iter(lengths))):
                 raise ProtocolError(f"invalid Content-Length {length_text[:100]!r}")
             self._framing = "length"
             self._remaining = int(next(iter(lengths)))
@@ -263,14 +284,11 @@ class ResponseParser:
                     if len(buffer) - self._position > MAX_LINE_LENGTH:
                         raise ProtocolError("a chunk size line is too long")
                     return False
-                size_text = bytes(buffer[self._position:end]).split(b";", 1)[0].strip()
+                size_text = bytes(buffer[self._position:end]).split(b";", 1)[0].strip().decode("iso-8859-1")
                 self._position = end + 1
-                try:
-                    size = int(size_text, 16)
-                except ValueError:
-                    raise ProtocolError(f"invalid chunk size {size_text[:50]!r}") from None
-                if size < 0:
+                if not _HEXADECIMAL.fullmatch(size_text):
                     raise ProtocolError(f"invalid chunk size {size_text[:50]!r}")
+                size = int(size_text, 16)
                 if size == 0:
                     self._chunk_state = "trailer"
                 else:
@@ -316,6 +334,7 @@ class ResponseParser:
         """Drop the bytes already parsed, so that long bodies are not copied again and again."""
         if self._position > 65536:
             del self._buffer[:self._position]
+            self._search_from = max(0, self._search_from - self._position)
             self._position = 0
 
     def _finish(self) -> None:
@@ -323,4 +342,5 @@ class ResponseParser:
         self._body_parts = []
         self._buffer = bytearray()
         self._position = 0
+        self._search_from = 0
         self.complete = True

@@ -28,16 +28,17 @@ def parse_job_ids(values: Iterable[str]) -> List[str]:
     return result
 
 
-def _is_number(text: str) -> bool:
+def is_job_id(text: str) -> bool:
+    """Return whether ``text`` is a job id: ASCII digits only."""
     # str.isdigit alone also accepts characters such as '²' that int() rejects.
     return text.isascii() and text.isdigit()
 
 
 def _expand(part: str) -> List[str]:
-    if _is_number(part):
+    if is_job_id(part):
         return [str(int(part))]
     start, separator, end = part.partition("-")
-    if separator and _is_number(start) and _is_number(end):
+    if separator and is_job_id(start) and is_job_id(end):
         first, last = int(start), int(end)
         if first > last:
             raise UserInputError(

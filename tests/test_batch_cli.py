@@ -13,6 +13,8 @@ from click.testing import CliRunner, Result
 
 from anonapi.batch import BATCH_FILE_NAME, BatchFolder, JobBatch
 from anonapi.cli.main import cli
+from anonapi.client import AnonClientTool
+from anonapi.exceptions import NoResponseError
 from anonapi.objects import RemoteAnonServer
 from anonapi.responses import JobStatus
 
@@ -749,3 +751,100 @@ def test_cancel_server_down_stops_at_first_job(work_dir):
     assert result.exit_code == 1
     assert result.stderr.count("Error:") == 1
     assert "127.0.0.1:9" in result.stderr
+
+
+def set_read_timeout(anon_settings: Path, seconds: float) -> None:
+    settings = yaml.safe_load(anon_settings.read_text())
+    settings["read_timeout"] = seconds
+    anon_settings.write_text(yaml.safe_dump(settings))
+
+
+def test_reset_goes_on_after_call_without_response(work_dir, held, server, anon_settings):
+    job_ids = create_jobs(held, 10, status=JobStatus.DONE)
+    make_batch(work_dir, server, job_ids)
+    set_read_timeout(anon_settings, 0.5)
+    held.faults.delay_next(1, seconds=2)
+
+    result = run("batch", "reset", "--yes")
+
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert "reading timed out after 0.5 s" in lines[0]
+    assert lines[-1] == f"Reset 9 of 10 jobs on sandbox: {held.url}, 1 failed."
+
+
+def test_reset_stops_when_server_stops_responding(work_dir, held, server, anon_settings):
+    job_ids = create_jobs(held, 40, status=JobStatus.DONE)
+    make_batch(work_dir, server, job_ids)
+    set_read_timeout(anon_settings, 0.5)
+    held.faults.delay_next(100, seconds=2)
+
+    result = run("batch", "reset", "--yes")
+
+    assert result.exit_code == 1
+    assert result.stderr.count("Error:") == 1
+    assert "No response from" in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert all(line.startswith("Job ") and "reading timed out" in line for line in lines[:2])
+    assert lines[-1] == (
+        f"Reset 0 of 40 jobs on sandbox: {held.url} before stopping, 2 failed, 38 not sent or without a "
+        "response. Check their status before running the command again."
+    )
+
+
+def test_tool_stop_keeps_jobs_done_before(held, server):
+    job_ids = create_jobs(held, 60, status=JobStatus.DONE)
+    tool = AnonClientTool(held.user_name, held.token, timeout=(5.0, 0.5))
+    done = []
+
+    def on_done(job_id, error):
+        done.append(job_id)
+        if len(done) == 10:
+            held.faults.delay_next(100, seconds=2)
+
+    with pytest.raises(NoResponseError) as caught:
+        tool.reset_jobs(server, job_ids, 4, on_done)
+
+    result = caught.value.bulk_result
+    assert len(result.succeeded) >= 10
+    assert len(result.failed) == 2
+    assert all(isinstance(error, NoResponseError) for error in result.failed.values())
+    assert len(result.succeeded) + len(result.failed) < 60
+
+
+def test_job_cancel_reports_stop(work_dir, held, server, anon_settings):
+    job_ids = create_jobs(held, 12, status=JobStatus.ACTIVE)
+    set_read_timeout(anon_settings, 0.5)
+    held.faults.delay_next(100, seconds=2)
+
+    result = run("job", "cancel", "--yes", f"{job_ids[0]}-{job_ids[-1]}")
+
+    assert result.exit_code == 1
+    assert result.stderr.count("reading timed out") == 3
+    assert result.stdout.splitlines()[-1].startswith("Changed 0 of 12 jobs on sandbox before stopping, 2 failed, ")
+
+
+def test_batch_file_ids_written_as_server_writes_them(work_dir, held, server):
+    job_ids = create_jobs(held, 2, status=JobStatus.DONE)
+    (work_dir / BATCH_FILE_NAME).write_text(yaml.safe_dump({
+        "job_ids": [job_ids[0], job_ids[0], "00" + job_ids[1]],
+        "server": {"name": "sandbox", "url": held.url},
+    }))
+
+    result = run("batch", "reset", "--yes")
+
+    assert result.exit_code == 0
+    assert result.stdout.splitlines() == [f"Reset 2 of 2 jobs on sandbox: {held.url}, 0 failed."]
+
+
+def test_batch_file_with_non_ascii_digit(work_dir, held, server):
+    (work_dir / BATCH_FILE_NAME).write_text(
+        yaml.safe_dump({"job_ids": ["1", "\u00b2"], "server": {"name": "sandbox", "url": held.url}})
+    )
+
+    result = run("batch", "reset", "--yes")
+
+    assert result.exit_code == 1
+    assert "job ids must be whole numbers, got '\u00b2'" in result.stderr
+    assert "Traceback" not in result.output

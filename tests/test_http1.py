@@ -196,12 +196,46 @@ def test_cut_off_response(raw, message):
         (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "invalid Content-Length"),
         (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", "invalid Content-Length"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0x1\r\n", "invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1_0\r\n", "invalid chunk size"),
+        ("HTTP/1.1 2\u00b20 OK\r\nContent-Length: 2\r\n\r\n{}".encode("latin-1"), "BadStatusLine"),
+        ("HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\n{}".encode("latin-1"), "invalid Content-Length"),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nabc\r\n", "longer than its declared size"),
     ],
 )
 def test_invalid_responses(raw, message):
     with pytest.raises(ProtocolError, match=message):
         ResponseParser("POST").feed(raw)
+
+
+def test_identity_transfer_coding_uses_content_length():
+    raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 2\r\n\r\n{}"
+    assert parse(raw).body == parse_with_http_client(raw).read() == b"{}"
+
+
+def test_status_line_with_extra_spaces():
+    raw = b"HTTP/1.1  200  OK\r\nContent-Length: 2\r\n\r\n{}"
+    parser = parse(raw)
+    assert (parser.status, parser.reason) == (200, "OK")
+    assert parse_with_http_client(raw).status == 200
+
+
+def test_endless_header_section_stops_early():
+    parser = ResponseParser("GET")
+    parser.feed(b"HTTP/1.1 200 OK\r\n")
+    with pytest.raises(ProtocolError, match="header section of the response is too long"):
+        for number in range(100_000):
+            parser.feed(b"X-Field: %d\r\n" % number)
+    assert number < 30_000
+
+
+def test_header_end_split_over_pieces():
+    raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+    for split in range(len(raw)):
+        parser = ResponseParser("GET")
+        parser.feed(raw[:split])
+        assert parser.feed(raw[split:])
+        assert parser.body == b"{}"
 
 
 def test_too_many_header_fields():

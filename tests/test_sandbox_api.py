@@ -513,6 +513,12 @@ def test_modify_job_invalid_number_returns_400(caller, job_id):
     assert "files_processed" in response.json()["errors"]
 
 
+def test_modify_job_too_large_number_returns_400(caller, job_id):
+    response = caller.post("modify_job", job_id=job_id, files_downloaded=str(2**70))
+    assert response.status_code == 400
+    assert "too large" in response.json()["errors"]["files_downloaded"]
+
+
 def test_modify_job_invalid_bool_returns_400(caller, job_id):
     response = caller.post("modify_job", job_id=job_id, source_ignore_opt_out="perhaps")
     assert response.status_code == 400

@@ -19,7 +19,7 @@ import requests
 from fakeserver import TOKEN, USER_NAME
 
 from anonapi.client import AnonClientTool, WebAPIClient
-from anonapi.exceptions import APIError, ServerNotReachableError
+from anonapi.exceptions import APIError, NoResponseError, ServerNotReachableError
 from anonapi.objects import RemoteAnonServer
 from anonapi.responses import JobStatus
 from anonapi.sandbox import Sandbox
@@ -247,6 +247,12 @@ class RawServer:
             threading.Thread(target=self._serve, args=(connection,), daemon=True).start()
 
     def _serve(self, connection: socket.socket) -> None:
+        try:
+            self._answer_requests(connection)
+        except OSError:
+            pass  # the client closed the connection, for example after its read timeout
+
+    def _answer_requests(self, connection: socket.socket) -> None:
         buffer = b""
         with connection:
             while True:
@@ -439,3 +445,58 @@ def test_reset_jobs_over_tls(tls_sandbox, monkeypatch):
     assert sorted(done) == sorted(job_ids + ["999999"])
     assert set(tls_sandbox.store.job_statuses([int(job_id) for job_id in job_ids]).values()) == {JobStatus.ACTIVE}
     assert all(info.status == JobStatus.ACTIVE for info in result.succeeded.values())
+
+
+@pytest.mark.parametrize("raw_server", [lambda number, body: json_reply({"number": number})], indirect=True)
+def test_post_many_slow_caller_gets_no_false_timeout(raw_server):
+    client = WebAPIClient(raw_server.url, USER_NAME, TOKEN, timeout=(5.0, 0.3))
+    results = {}
+    for key, outcome in client.post_many("cancel_job", ((number, {"job_id": number}) for number in range(12)), 4):
+        if not results:
+            time.sleep(0.8)  # longer than the read timeout, while the other responses arrive
+        results[key] = outcome
+    assert all(isinstance(outcome, dict) for outcome in results.values())
+    assert len(results) == 12
+
+
+def close_every_second_call(number: int, body: bytes):
+    """Respond to even calls; close the connection of odd ones without a response, as a server closing idle ones."""
+    return None if number % 2 else json_reply({"job_id": parse_qs(body.decode("ascii"))["job_id"][0]})
+
+
+@pytest.mark.parametrize("raw_server", [close_every_second_call], indirect=True)
+def test_idempotent_call_sent_again_on_closed_connection(raw_server):
+    client = WebAPIClient(raw_server.url, USER_NAME, TOKEN)
+    calls = [(str(number), {"job_id": number}) for number in range(5)]
+    results = dict(client.post_many("cancel_job", calls, 1, idempotent=True))
+    assert results == {str(number): {"job_id": str(number)} for number in range(5)}
+    assert raw_server.received == 9
+
+
+@pytest.mark.parametrize("raw_server", [close_every_second_call], indirect=True)
+def test_other_call_not_sent_again_on_closed_connection(raw_server):
+    client = WebAPIClient(raw_server.url, USER_NAME, TOKEN)
+    results = dict(client.post_many("cancel_job", [(str(number), {"job_id": number}) for number in range(4)], 1))
+    failed = [key for key, value in results.items() if isinstance(value, Exception)]
+    assert failed == ["1", "3"]
+    assert all(isinstance(results[key], NoResponseError) for key in failed)
+    assert raw_server.received == 4
+
+
+@pytest.mark.parametrize(
+    "raw_server", [lambda number, body: json_reply({"job_id": 12345, "status": "INACTIVE"})], indirect=True
+)
+def test_response_about_other_job_fails_that_job(raw_server):
+    tool = AnonClientTool(USER_NAME, TOKEN)
+    result = tool.cancel_jobs(RemoteAnonServer("raw", raw_server.url), ["7", "12345"])
+    assert list(result.succeeded) == ["12345"]
+    assert "is about job 12345" in str(result.failed["7"])
+
+
+def test_tool_close_closes_kept_alive_connections(fake_server):
+    with AnonClientTool(USER_NAME, TOKEN) as tool:
+        server = RemoteAnonServer("fake", fake_server.url)
+        tool.get_job_info(server, 1)
+        transport = tool.get_client(fake_server.url)._get_direct_transport()
+        assert len(transport._idle) == 1
+    assert transport._idle == []

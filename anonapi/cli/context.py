@@ -8,7 +8,7 @@ client is built only when a command first needs them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import click
 
@@ -112,3 +112,16 @@ def format_error(error: AnonAPIError) -> str:
             "get a token for this one with 'anon settings user get-token'."
         )
     return message
+
+
+def stopped_summary(result: Any, total: int, past_tense: str, server_name: str) -> str:
+    """Return the line that says what a change of ``total`` jobs did before an error stopped it.
+
+    ``result`` is the ``anonapi.bulk.BulkResult`` that the error carries.
+    """
+    done, failed = len(result.succeeded), len(result.failed)
+    unknown = max(0, total - done - failed)
+    return (
+        f"{past_tense} {done} of {total} jobs on {server_name} before stopping, {failed} failed, "
+        f"{unknown} not sent or without a response. Check their status before running the command again."
+    )

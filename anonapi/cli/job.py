@@ -7,9 +7,9 @@ from typing import Callable, List, Optional, Sequence
 import click
 
 from anonapi.bulk import BulkResult, run_bulk
-from anonapi.cli.context import AnonCommandContext, format_error, pass_anon_context
+from anonapi.cli.context import AnonCommandContext, format_error, pass_anon_context, stopped_summary
 from anonapi.cli.options import echo_json, output_option, yes_option
-from anonapi.exceptions import UserInputError
+from anonapi.exceptions import ServerError, UserInputError
 from anonapi.jobids import parse_job_ids
 from anonapi.objects import RemoteAnonServer
 
@@ -139,18 +139,32 @@ def change_jobs(
     if not yes:
         click.confirm(f"This will {action} {len(ids)} jobs on {active.name}: {shorten_ids(ids)}. Continue?", abort=True)
 
-    result = change(active, ids, context.settings.max_concurrent_requests)
-    for job_id in ids:
-        if job_id in result.succeeded:
-            click.echo(f"{done_message} {job_id}.")
-        elif _is_unknown_job(result.failed[job_id]):
-            click.echo(f"Error: job {job_id} not found on {active.name}. Check the id and the active server.", err=True)
-        else:
-            click.echo(f"Error: job {job_id}: {format_error(result.failed[job_id])}", err=True)
+    try:
+        result = change(active, ids, context.settings.max_concurrent_requests)
+    except ServerError as error:
+        if error.bulk_result is not None:
+            # What was done before the stop; the error itself follows on stderr.
+            _report_jobs(error.bulk_result, ids, done_message, active)
+            click.echo(stopped_summary(error.bulk_result, len(ids), "Changed", active.name))
+        raise
+    _report_jobs(result, ids, done_message, active)
     if len(ids) > 1:
         click.echo(result.summary())
     if not result.all_succeeded:
         click.get_current_context().exit(1)
+
+
+def _report_jobs(result: BulkResult, ids: Sequence[str], done_message: str, active: RemoteAnonServer) -> None:
+    """Print a line per job that was changed or failed; jobs not reached are left out."""
+    for job_id in ids:
+        if job_id in result.succeeded:
+            click.echo(f"{done_message} {job_id}.")
+        elif job_id not in result.failed:
+            continue
+        elif _is_unknown_job(result.failed[job_id]):
+            click.echo(f"Error: job {job_id} not found on {active.name}. Check the id and the active server.", err=True)
+        else:
+            click.echo(f"Error: job {job_id}: {format_error(result.failed[job_id])}", err=True)
 
 
 @job.command()

@@ -275,9 +275,15 @@ class SandboxApi:
                 errors[name] = "This field may not be blank."
             elif field_type is int:
                 try:
-                    changes[name] = int(text)
+                    number = int(text)
                 except ValueError:
                     errors[name] = f"Invalid {name} {text!r}: expected a whole number"
+                    continue
+                if abs(number) > MAX_JOB_ID:
+                    # SQLite stores integers of at most 64 bits.
+                    errors[name] = f"Invalid {name} {text!r}: too large"
+                    continue
+                changes[name] = number
             elif field_type is bool:
                 try:
                     changes[name] = parse_bool(name, text)

@@ -113,9 +113,10 @@ class Sandbox:
 
     def stop(self) -> None:
         """Stop the server, cutting open connections. Jobs and users stay in ``data_dir``."""
-        if self.server is not None:
-            self.server.close(force=True)
-            self.server = None
+        # Taken first, so that a second stop from another thread finds nothing to stop.
+        server, self.server = self.server, None
+        if server is not None:
+            server.close(force=True)
 
     def restart(self) -> None:
         """Stop and start again, as a server restart would; unfinished jobs are picked up again."""
