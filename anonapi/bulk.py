@@ -18,9 +18,6 @@ DEFAULT_MAX_CONCURRENT_REQUESTS = 8
 # Errors that every remaining job would meet too, so the run stops at the first.
 STOPPING_ERRORS = (CredentialsRejectedError, ServerNotReachableError)
 
-# A call without a response (NoResponseError) fails only its job, unless this
-# many calls in a row meet it: then the server has stopped responding.
-MAX_CALLS_WITHOUT_RESPONSE = 3
 
 
 class BulkResult:
@@ -50,14 +47,14 @@ def run_bulk(
     A failure on one job does not stop the others: AnonAPIError is recorded in
     ``failed`` and the rest go on. The exceptions are errors that every other
     job would meet as well: rejected credentials (401), a server that cannot
-    be reached, and a server that sent no response to several calls in a row.
+    be reached, and a server that stopped responding (see ``collect``).
     These stop the run and propagate, so that a wrong token does not cost one
-    request and one error line per job. The error's ``bulk_result`` holds
-    what was done before. Any other exception is a bug and propagates.
+    request and one error line per job. The error's ``bulk_result`` is the
+    BulkResult of what was done before. Any other exception is a bug and propagates.
     ``on_done(job_id, error_or_None)`` is called in the caller's thread after
     each job, for progress bars.
     """
-    return collect(in_threads(operation, job_ids, max_workers), on_done)
+    return collect(in_threads(operation, job_ids, max_workers), on_done, max_workers)
 
 
 def in_threads(
@@ -93,8 +90,14 @@ def in_threads(
 def collect(
     outcomes: Iterable[Tuple[str, Any]],
     on_done: Optional[Callable[[str, Optional[AnonAPIError]], None]] = None,
+    max_in_flight: int = DEFAULT_MAX_CONCURRENT_REQUESTS,
 ) -> BulkResult:
     """Record ``(job_id, result or AnonAPIError)`` pairs in a BulkResult, as ``run_bulk`` describes.
+
+    A call without a response (NoResponseError) fails only its job. The run
+    stops when more than ``max_in_flight`` of them come in a row: at most that
+    many calls are under way at once, so then a call sent after the server had
+    already let one down got no response either, and none got one in between.
 
     Raises the error that stops the run, with ``bulk_result`` set, after
     closing ``outcomes`` so that no more calls are sent.
@@ -107,7 +110,8 @@ def collect(
             error: Optional[AnonAPIError] = None
             if isinstance(outcome, NoResponseError):
                 without_response += 1
-                if without_response >= MAX_CALLS_WITHOUT_RESPONSE:
+                if without_response > max_in_flight:
+                    result.failed[job_id] = outcome
                     outcome.bulk_result = result
                     raise outcome
             elif isinstance(outcome, STOPPING_ERRORS):

@@ -203,10 +203,10 @@ class WebAPIClient:
         one failed call does not stop the others. Closing the generator stops
         sending the calls not yet sent.
 
-        Calls are not retried, with one exception for ``idempotent`` functions
-        (sending them twice does no harm, as for cancel_job): a call that meets
-        a kept-alive connection the server has just closed, before any byte of
-        a response, is sent again on a new connection.
+        Calls are not retried, with one exception for ``idempotent`` functions,
+        which do no harm when sent twice (as cancel_job). A call of theirs that
+        meets a kept-alive connection the server has just closed, before any
+        byte of a response, is sent again on a new connection.
         """
         url = self.url_for(function_name)
         # Numbered, so that a key given twice still gets a response per call.
@@ -406,7 +406,9 @@ class WebAPIClient:
                 url=url,
             ) from error
         except requests.exceptions.ConnectionError as error:
-            unreachable = ServerNotReachableError(
+            # "Connection aborted" is urllib3's word for a connection lost after the request went out.
+            sent = "connection aborted" in _full_message(error).lower()
+            unreachable = (NoResponseError if sent else ServerNotReachableError)(
                 f"Could not reach {mask_url(url)}: {describe_connection_error(error)}.", url=url
             )
             raise _RetryableConnectionError(_chained(unreachable, error)) from error
@@ -433,7 +435,7 @@ class WebAPIClient:
             ) from error
         except requests.exceptions.RequestException as error:
             # For example a response cut off halfway (ChunkedEncodingError).
-            raise ServerNotReachableError(
+            raise NoResponseError(
                 f"Request to {mask_url(url)} failed: {_innermost_message(error)}. Try again, and "
                 "if this persists, inform the server's administrator.",
                 url=url,
@@ -785,10 +787,11 @@ class AnonClientTool:
     ) -> BulkResult:
         client = self.get_client(server.url)
         ids = [str(job_id) for job_id in job_ids]
+        max_in_flight = min(max_concurrent_requests or self.max_concurrent_requests, CONNECTION_POOL_SIZE)
         responses = client.post_many(
             function_name,
             ((job_id, dict(arguments, job_id=job_id)) for job_id in ids),
-            min(max_concurrent_requests or self.max_concurrent_requests, CONNECTION_POOL_SIZE),
+            max_in_flight,
             # Cancelling or resetting a job twice leaves it as once.
             idempotent=True,
         )
@@ -806,7 +809,7 @@ class AnonClientTool:
             finally:
                 responses.close()
 
-        return collect(job_infos(), on_done)
+        return collect(job_infos(), on_done, max_in_flight)
 
     def set_opt_out_ignore(self, server: RemoteAnonServer, job_id: Any, reason: str) -> JobInfo:
         """Let a job go ahead although the patient opted out, recording why (for example the consent obtained)."""

@@ -456,8 +456,9 @@ class DirectTransport:
         """Return whether a failed call found a closed kept-alive connection, and was not sent again yet.
 
         Servers close idle connections when they like, and the close can cross
-        the next call on the way. Only then, with not a byte of the response
-        received, can the call be sent again without a doubt about the first.
+        the next call on the way. Then not a byte of the response came back.
+        The server may still have carried out the first call before closing,
+        so this is only for calls that do no harm when carried out twice.
         """
         if not call.reused or call.resent or call.parser.received_any:
             return False

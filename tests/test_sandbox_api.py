@@ -516,7 +516,7 @@ def test_modify_job_invalid_number_returns_400(caller, job_id):
 def test_modify_job_too_large_number_returns_400(caller, job_id):
     response = caller.post("modify_job", job_id=job_id, files_downloaded=str(2**70))
     assert response.status_code == 400
-    assert "too large" in response.json()["errors"]["files_downloaded"]
+    assert "out of range" in response.json()["errors"]["files_downloaded"]
 
 
 def test_modify_job_invalid_bool_returns_400(caller, job_id):

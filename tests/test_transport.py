@@ -500,3 +500,15 @@ def test_tool_close_closes_kept_alive_connections(fake_server):
         transport = tool.get_client(fake_server.url)._get_direct_transport()
         assert len(transport._idle) == 1
     assert transport._idle == []
+
+
+def test_post_many_proxy_dropped_call_fails_only_its_job(fake_server, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    fake_server.add_fault(drop=True)
+    client = WebAPIClient(fake_server.url, USER_NAME, TOKEN)
+    results = dict(client.post_many("cancel_job", [(job_id, {"job_id": job_id}) for job_id in ("1", "2", "3")], 1))
+    failed = [value for value in results.values() if isinstance(value, Exception)]
+    assert len(failed) == 1
+    assert isinstance(failed[0], NoResponseError)
+    assert sum(isinstance(value, dict) for value in results.values()) == 2

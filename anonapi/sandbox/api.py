@@ -281,7 +281,7 @@ class SandboxApi:
                     continue
                 if abs(number) > MAX_JOB_ID:
                     # SQLite stores integers of at most 64 bits.
-                    errors[name] = f"Invalid {name} {text!r}: too large"
+                    errors[name] = f"Invalid {name} {text!r}: out of range"
                     continue
                 changes[name] = number
             elif field_type is bool:
