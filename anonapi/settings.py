@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Optional
 import yaml
 
 from anonapi.exceptions import ConfigurationError
-from anonapi.fileio import atomic_write_text
+from anonapi.fileio import atomic_write_text, file_lock
 from anonapi.objects import RemoteAnonServer
 
 logger = logging.getLogger(__name__)
@@ -214,6 +214,8 @@ class SettingsFile:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.created = False
+        # The settings as this object last read or wrote them, to tell its own changes from other processes'.
+        self._known: Optional[Dict[str, Any]] = None
 
     def load(self) -> AnonClientSettings:
         """Read the settings, creating the file with defaults if it does not exist.
@@ -229,19 +231,21 @@ class SettingsFile:
             logger.info("Created settings file '%s' with default values", self.path)
             return settings
 
-        self._check_regular_file(self.path)
-        text = self._read_text()
-        data = self._parse_yaml(text)
-        settings = _SettingsParser(self.path, text).parse(data)
+        settings = self._read()
+        self._known = settings.to_dict()
         self._restrict_permissions()
         return settings
 
     def save(self, settings: AnonClientSettings) -> None:
         """Write the settings atomically, readable by the owner only.
 
+        After ``load``, only what changed since is written over the file as it
+        is now, under a lock. So two ``anon`` processes that change different
+        settings at the same time keep both changes; where both change the
+        same key, the later save wins.
+
         :raises ConfigurationError: if the file cannot be written
         """
-        text = yaml.safe_dump(settings.to_dict(), default_flow_style=False, sort_keys=False, allow_unicode=True)
         # A symbolic link, for example into a folder of dotfiles, stays a link: the file it points to is replaced.
         target = self.path.resolve() if self.path.is_symlink() else self.path
         if not target.parent.is_dir():
@@ -252,12 +256,39 @@ class SettingsFile:
         if target.exists():
             # Replacing a device such as /dev/null, a pipe or a folder would destroy it.
             self._check_regular_file(target)
+        data = settings.to_dict()
         try:
-            atomic_write_text(target, text, mode=SETTINGS_FILE_MODE)
+            with file_lock(target):
+                if self._known is not None and target.exists():
+                    data = self._merged_with_file(data)
+                text = yaml.safe_dump(data, default_flow_style=False, sort_keys=False, allow_unicode=True)
+                atomic_write_text(target, text, mode=SETTINGS_FILE_MODE)
         except OSError as error:
             raise ConfigurationError(
                 f"Cannot write settings file '{self.path}': {error.strerror or error}. Check the folder's permissions."
             ) from error
+        self._known = data
+
+    def _read(self) -> AnonClientSettings:
+        self._check_regular_file(self.path)
+        text = self._read_text()
+        return _SettingsParser(self.path, text).parse(self._parse_yaml(text))
+
+    def _merged_with_file(self, data: Dict[str, Any]) -> Dict[str, Any]:
+        """Return the file's settings with this object's changes since it last read or wrote them."""
+        assert self._known is not None
+        try:
+            current = self._read().to_dict()
+        except ConfigurationError:
+            # Made unreadable since: this object's settings are the last valid ones.
+            return data
+        merged = _merge_changes(self._known, data, current)
+        try:
+            # A merge can combine two valid files into an invalid one, such as an
+            # active server that the other process removed.
+            return _SettingsParser(self.path, "").parse(merged).to_dict()
+        except ConfigurationError:
+            return data
 
     def _check_regular_file(self, path: Path) -> None:
         try:
@@ -318,6 +349,27 @@ class SettingsFile:
                 logger.info("Settings file '%s' contains a token: removed read access for others", self.path)
         except OSError as error:
             logger.warning("Could not restrict permissions of settings file '%s': %s", self.path, error)
+
+
+def _merge_changes(base: Dict[str, Any], ours: Dict[str, Any], theirs: Dict[str, Any]) -> Dict[str, Any]:
+    """Return ``theirs`` with the keys that changed from ``base`` to ``ours`` taken from ``ours``.
+
+    Maps in all three (servers, unc_paths) are merged key by key in the same way.
+    """
+    merged = dict(theirs)
+    for key in set(base) | set(ours):
+        if key in ours and key in base and ours[key] == base[key]:
+            continue
+        if key not in ours:
+            if key in base:
+                merged.pop(key, None)  # removed here
+            continue
+        mine, original, other = ours[key], base.get(key), theirs.get(key)
+        if isinstance(mine, dict) and isinstance(original, dict) and isinstance(other, dict):
+            merged[key] = _merge_changes(original, mine, other)
+        else:
+            merged[key] = mine
+    return dict(sorted(merged.items()))
 
 
 # The C loader exists where PyYAML was built with libyaml, and is faster than the Python one.

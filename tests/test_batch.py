@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from released import run_released
 
 from anonapi.batch import (
     ARCHIVE_BAD_REQUEST,
@@ -219,23 +220,7 @@ for job_id in range(first, first + count):
 
 
 def test_concurrent_processes_lose_no_ids(folder):
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", ADD_IDS_SCRIPT, str(folder.path), str(1000 * number), "40"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        for number in range(1, 5)
-    ]
-    for process in processes:
-        assert process.stdout.readline().strip() == "ready"
-    # Release all of them at once, so that their changes overlap.
-    for process in processes:
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    for process in processes:
-        assert process.wait(timeout=120) == 0
+    run_released([[ADD_IDS_SCRIPT, str(folder.path), str(1000 * number), "40"] for number in range(1, 5)])
 
     expected = {str(1000 * number + offset) for number in range(1, 5) for offset in range(40)}
     job_ids = folder.load().job_ids

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from released import run_released
 
 from anonapi.exceptions import ConfigurationError
 from anonapi.objects import RemoteAnonServer
@@ -362,3 +363,104 @@ def test_failed_replace_keeps_old_file(tmp_path, monkeypatch):
     assert "No space left on device" in str(caught.value)
     assert path.read_text() == "user_name: me\n"
     assert [item.name for item in tmp_path.iterdir()] == ["s.yml"]
+
+
+# --- two processes changing settings at once -------------------------------------------------
+
+
+@pytest.fixture
+def two_loads(tmp_path):
+    """Two SettingsFile objects that read the same file, as two anon processes would."""
+    path = tmp_path / SETTINGS_FILE_NAME
+    start = AnonClientSettings(servers=[RemoteAnonServer("p01", "https://p01.example.org")], user_name="ann")
+    start.active_server = start.servers[0]
+    SettingsFile(path).save(start)
+    first, second = SettingsFile(path), SettingsFile(path)
+    return path, (first, first.load()), (second, second.load())
+
+
+def test_concurrent_changes_to_different_keys_kept(two_loads):
+    path, (first, mine), (second, theirs) = two_loads
+    mine.user_token = "token-from-first"
+    first.save(mine)
+    theirs.validate_ssl = False
+    second.save(theirs)
+
+    result = SettingsFile(path).load()
+    assert result.user_token == "token-from-first"
+    assert result.validate_ssl is False
+
+
+def test_concurrent_server_additions_kept(two_loads):
+    path, (first, mine), (second, theirs) = two_loads
+    mine.servers.append(RemoteAnonServer("p02", "https://p02.example.org"))
+    first.save(mine)
+    theirs.servers.append(RemoteAnonServer("p03", "https://p03.example.org"))
+    second.save(theirs)
+
+    assert [server.name for server in SettingsFile(path).load().servers] == ["p01", "p02", "p03"]
+
+
+def test_same_key_last_save_wins(two_loads):
+    path, (first, mine), (second, theirs) = two_loads
+    mine.user_name = "bob"
+    first.save(mine)
+    theirs.user_name = "carol"
+    second.save(theirs)
+
+    assert SettingsFile(path).load().user_name == "carol"
+
+
+def test_removed_server_stays_removed(two_loads):
+    path, (first, mine), (second, theirs) = two_loads
+    mine.servers = []
+    mine.active_server = None
+    first.save(mine)
+    theirs.user_name = "dave"
+    second.save(theirs)
+
+    result = SettingsFile(path).load()
+    assert result.servers == []
+    assert result.active_server is None
+    assert result.user_name == "dave"
+
+
+def test_merge_that_breaks_file_keeps_last_save(two_loads):
+    path, (first, mine), (second, theirs) = two_loads
+    mine.servers = []
+    mine.active_server = None
+    first.save(mine)
+    added = RemoteAnonServer("p04", "https://p04.example.org")
+    theirs.servers = [added]
+    theirs.active_server = added
+    second.save(theirs)
+
+    result = SettingsFile(path).load()
+    assert [server.name for server in result.servers] == ["p04"]
+    assert result.active_server.name == "p04"
+
+
+ADD_SERVER_SCRIPT = """
+import sys
+from pathlib import Path
+from anonapi.objects import RemoteAnonServer
+from anonapi.settings import SettingsFile
+
+settings_file = SettingsFile(Path(sys.argv[1]))
+print("ready", flush=True)
+sys.stdin.readline()
+for number in range(10):
+    settings = settings_file.load()
+    name = f"{sys.argv[2]}-{number}"
+    settings.servers.append(RemoteAnonServer(name, f"https://{name}.example.org"))
+    settings_file.save(settings)
+"""
+
+
+def test_concurrent_processes_lose_no_server(tmp_path):
+    path = tmp_path / SETTINGS_FILE_NAME
+    SettingsFile(path).save(AnonClientSettings())
+    run_released([[ADD_SERVER_SCRIPT, str(path), f"s{number}"] for number in range(4)])
+
+    names = {server.name for server in SettingsFile(path).load().servers}
+    assert names == {f"s{process}-{number}" for process in range(4) for number in range(10)}
