@@ -95,9 +95,9 @@ def collect(
     """Record ``(job_id, result or AnonAPIError)`` pairs in a BulkResult, as ``run_bulk`` describes.
 
     A call without a response (NoResponseError) fails only its job. The run
-    stops when more than ``max_in_flight`` of them come in a row: at most that
-    many calls are under way at once, so then a call sent after the server had
-    already let one down got no response either, and none got one in between.
+    stops when more than ``max_in_flight`` of them come in a row. The caller
+    passes the most calls it has under way at once, so then a call sent after
+    the first unanswered one got no response either, and none got one in between.
 
     Raises the error that stops the run, with ``bulk_result`` set, after
     closing ``outcomes`` so that no more calls are sent.

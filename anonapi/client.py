@@ -209,15 +209,15 @@ class WebAPIClient:
         byte of a response, is sent again on a new connection.
         """
         url = self.url_for(function_name)
-        # Numbered, so that a key given twice still gets a response per call.
-        numbered = list(enumerate(calls))
+        # Calls are identified by their position, so that a key given twice still gets a response per call.
+        calls = list(calls)
         direct = self._get_direct_transport()
         if direct is None or not direct.accepts(url):
             def post_one(index: Any) -> Dict[str, Any]:
-                return self.post(function_name, **numbered[index][1][1])
+                return self.post(function_name, **calls[index][1])
 
-            for index, outcome in in_threads(post_one, range(len(numbered)), max_in_flight):
-                yield numbered[index][1][0], outcome
+            for index, outcome in in_threads(post_one, range(len(calls)), max_in_flight):
+                yield calls[index][0], outcome
             return
 
         from anonapi.transport import DirectTransportError
@@ -226,7 +226,7 @@ class WebAPIClient:
         sent: Dict[int, Dict[str, Any]] = {}
 
         def requests_to_send() -> Iterator[Tuple[int, str, Dict[str, Any]]]:
-            for index, (_, arguments) in numbered:
+            for index, (_, arguments) in enumerate(calls):
                 data = dict(arguments)
                 data.setdefault("user_name", self.username)
                 sent[index] = data
@@ -235,7 +235,7 @@ class WebAPIClient:
         outcomes = direct.request_many("POST", requests_to_send(), self.timeout, max_in_flight, idempotent)
         for index, outcome in outcomes:
             data = sent.pop(index)
-            key = numbered[index][1][0]
+            key = calls[index][0]
             try:
                 if isinstance(outcome, DirectTransportError):
                     self._send_with_requests("POST", url, data, outcome.as_requests_error())
@@ -792,7 +792,7 @@ class AnonClientTool:
             function_name,
             ((job_id, dict(arguments, job_id=job_id)) for job_id in ids),
             max_in_flight,
-            # Cancelling or resetting a job twice leaves it as once.
+            # A second cancel or reset of a job leaves it as the first one did.
             idempotent=True,
         )
 

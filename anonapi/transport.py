@@ -344,7 +344,7 @@ class DirectTransport:
         connections of the calls still in flight; the calls not yet sent are
         not sent.
 
-        ``idempotent`` says that sending a call twice does no harm (as for
+        Pass ``idempotent`` for calls that do no harm when sent twice (as
         cancel_job). Such a call is sent once more on a new connection when a
         kept-alive connection turns out to be closed by the server before any
         byte of the response came back.

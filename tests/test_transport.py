@@ -502,7 +502,7 @@ def test_tool_close_closes_kept_alive_connections(fake_server):
     assert transport._idle == []
 
 
-def test_post_many_proxy_dropped_call_fails_only_its_job(fake_server, monkeypatch):
+def test_post_many_proxy_dropped_call(fake_server, monkeypatch):
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     fake_server.add_fault(drop=True)

@@ -23,9 +23,8 @@ from anonapi.batch import (
     watch_batch,
 )
 from anonapi.bulk import DEFAULT_MAX_CONCURRENT_REQUESTS, BulkResult
-from anonapi.cli.context import AnonCommandContext, pass_anon_context, stopped_summary
+from anonapi.cli.context import AnonCommandContext, pass_anon_context, report_on_stop
 from anonapi.cli.options import echo_json, output_option, yes_option
-from anonapi.exceptions import ServerError
 from anonapi.jobids import parse_job_ids
 from anonapi.objects import RemoteAnonServer
 from anonapi.responses import JobInfo, JobInfoColumns, JobStatus, TableColumn
@@ -312,15 +311,9 @@ def _change_jobs(
         click.confirm(f"{verb.capitalize()} {_jobs(len(job_ids))}{selection} on {server}?", abort=True)
 
     tool = context.get_client_tool()
-    try:
+    with report_on_stop(_report_failed_jobs, len(job_ids), past_tense, str(server)):
         with _BulkProgress(len(job_ids), progressive) as on_done:
             result = operation(tool, server, job_ids, max_workers=_max_workers(context), on_done=on_done)
-    except ServerError as error:
-        if error.bulk_result is not None:
-            # What was done before the stop; the error itself follows on stderr.
-            _report_failed_jobs(error.bulk_result)
-            click.echo(stopped_summary(error.bulk_result, len(job_ids), past_tense, str(server)))
-        raise
     _report_bulk_result(result, past_tense, server)
 
 

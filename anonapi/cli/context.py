@@ -7,14 +7,16 @@ client is built only when a command first needs them.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import click
 
-from anonapi.exceptions import AnonAPIError, CredentialsRejectedError, NoActiveServerError
+from anonapi.exceptions import AnonAPIError, CredentialsRejectedError, NoActiveServerError, ServerError
 
 if TYPE_CHECKING:
+    from anonapi.bulk import BulkResult
     from anonapi.client import AnonClientTool
     from anonapi.objects import RemoteAnonServer
     from anonapi.settings import AnonClientSettings, SettingsFile
@@ -114,14 +116,25 @@ def format_error(error: AnonAPIError) -> str:
     return message
 
 
-def stopped_summary(result: Any, total: int, past_tense: str, server_name: str) -> str:
-    """Return the line that says what a change of ``total`` jobs did before an error stopped it.
+@contextlib.contextmanager
+def report_on_stop(
+    report_jobs: Callable[["BulkResult"], None], total: int, past_tense: str, server_name: str
+) -> Iterator[None]:
+    """Print what a change of ``total`` jobs did before an error stopped it, then let the error through.
 
-    ``result`` is the ``anonapi.bulk.BulkResult`` that the error carries.
+    ``report_jobs`` prints the lines per job, and a summary line follows. The
+    error itself is printed last, on stderr, by the command's error handling.
     """
-    done, failed = len(result.succeeded), len(result.failed)
-    unknown = max(0, total - done - failed)
-    return (
-        f"{past_tense} {done} of {total} jobs on {server_name} before stopping, {failed} failed, "
-        f"{unknown} not sent or without a response. Check their status before running the command again."
-    )
+    try:
+        yield
+    except ServerError as error:
+        result = error.bulk_result
+        if result is not None:
+            report_jobs(result)
+            done, failed = len(result.succeeded), len(result.failed)
+            click.echo(
+                f"{past_tense} {done} of {total} jobs on {server_name} before stopping, {failed} failed, "
+                f"{max(0, total - done - failed)} not sent or without a response. "
+                "Check their status before running the command again."
+            )
+        raise

@@ -7,9 +7,9 @@ from typing import Callable, List, Optional, Sequence
 import click
 
 from anonapi.bulk import BulkResult, run_bulk
-from anonapi.cli.context import AnonCommandContext, format_error, pass_anon_context, stopped_summary
+from anonapi.cli.context import AnonCommandContext, format_error, pass_anon_context, report_on_stop
 from anonapi.cli.options import echo_json, output_option, yes_option
-from anonapi.exceptions import ServerError, UserInputError
+from anonapi.exceptions import UserInputError
 from anonapi.jobids import parse_job_ids
 from anonapi.objects import RemoteAnonServer
 
@@ -129,7 +129,9 @@ def change_jobs(
     change: Callable[[RemoteAnonServer, List[str], int], BulkResult],
     yes: bool,
 ) -> None:
-    """Confirm, then ``change(server, ids, max_concurrent_requests)`` the jobs. A failed job does not stop the others.
+    """Confirm, then change the jobs with ``change(server, ids, max_concurrent_requests)``.
+
+    A failed job does not stop the others.
 
     :param action: the change the prompt names, such as "reset"
     :param done_message: printed per changed job, such as "Reset job"
@@ -139,15 +141,12 @@ def change_jobs(
     if not yes:
         click.confirm(f"This will {action} {len(ids)} jobs on {active.name}: {shorten_ids(ids)}. Continue?", abort=True)
 
-    try:
+    def report_jobs(result: BulkResult) -> None:
+        _report_jobs(result, ids, done_message, active)
+
+    with report_on_stop(report_jobs, len(ids), "Changed", active.name):
         result = change(active, ids, context.settings.max_concurrent_requests)
-    except ServerError as error:
-        if error.bulk_result is not None:
-            # What was done before the stop; the error itself follows on stderr.
-            _report_jobs(error.bulk_result, ids, done_message, active)
-            click.echo(stopped_summary(error.bulk_result, len(ids), "Changed", active.name))
-        raise
-    _report_jobs(result, ids, done_message, active)
+    report_jobs(result)
     if len(ids) > 1:
         click.echo(result.summary())
     if not result.all_succeeded:
